@@ -28,6 +28,8 @@ def resolution_at(freqs, curve, threshold, apix):
     between shells), ignoring shell 0; Nyquist (2 * apix) if it never does."""
     freqs, curve = np.asarray(freqs), np.asarray(curve)
     for i in range(1, len(curve)):
+        if curve[i] < threshold and i == 1:
+            return float(apix / freqs[1])
         if curve[i] < threshold:
             f0, f1, c0, c1 = freqs[i - 1], freqs[i], curve[i - 1], curve[i]
             f = f0 + (c0 - threshold) / (c0 - c1) * (f1 - f0) if c0 != c1 else f1

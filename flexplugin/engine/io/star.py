@@ -1,0 +1,420 @@
+"""RELION STAR files: a small parser/writer and the particle reader/writer.
+
+:func:`read_star` returns every data block (its key-value pairs and its ``loop_`` table, values
+kept as strings). :func:`read_star_particles` turns a RELION 3.0, 3.1 or 5 particle file into a
+:class:`ParticleTable`; :func:`write_star` always writes RELION 3.1 (``data_optics`` +
+``data_particles``), keeping the columns it does not interpret (``table.extra``, ``table.optics``).
+
+Grammar handled: ``data_NAME`` (the name may be empty), ``loop_`` followed by ``_label [#N]`` lines
+and one row per line, ``_label value`` pairs, ``#`` comments, blank lines, and values quoted with
+``'`` or ``"`` (a quote closes when followed by whitespace or the end of the line).
+"""
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from ..errors import InputError
+from ..geometry import so3
+from .mrc import atomic_path, find_stack, stack_info
+from .table import ParticleTable
+
+CTF_COLUMNS = ("rlnDefocusU", "rlnDefocusV", "rlnDefocusAngle", "rlnVoltage",
+               "rlnSphericalAberration", "rlnAmplitudeContrast", "rlnPhaseShift", "rlnCtfBfactor")
+ANGLES = ("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi")
+PIXEL_SIZE_COLUMNS = ("rlnImagePixelSize", "rlnPixelSize", "rlnDetectorPixelSize", "rlnMagnification")
+
+
+@dataclass
+class StarBlock:
+    """One ``data_`` block: ordered key-value pairs and an optional loop (label -> string values)."""
+    name: str
+    pairs: Dict[str, str] = field(default_factory=dict)
+    loop: Optional[Dict[str, List[str]]] = None
+
+    @property
+    def nrows(self):
+        return len(next(iter(self.loop.values()))) if self.loop else 0
+
+
+# ----------------------------------------------------------------------------------- parsing
+
+
+def _tokens(line, path, lineno):
+    """Split one line into values (quotes removed, ``#`` comment dropped)."""
+    if "'" not in line and '"' not in line and "#" not in line:
+        return line.split()
+    out, i, n = [], 0, len(line)
+    while i < n:
+        c = line[i]
+        if c.isspace():
+            i += 1
+        elif c == "#":
+            break
+        elif c in "'\"":
+            j = i + 1
+            while True:
+                j = line.find(c, j)
+                if j < 0:
+                    raise InputError(path, "line %d: unterminated quoted value" % lineno)
+                if j + 1 == n or line[j + 1].isspace():
+                    break
+                j += 1
+            out.append(line[i + 1:j])
+            i = j + 1
+        else:
+            j = i
+            while j < n and not line[j].isspace():
+                j += 1
+            out.append(line[i:j])
+            i = j
+    return out
+
+
+def read_star(path):
+    """All data blocks of a STAR file, in file order (list of :class:`StarBlock`)."""
+    path = os.path.abspath(str(path))
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        raise InputError(path, "file not found")
+    except UnicodeDecodeError:
+        raise InputError(path, "not a STAR file (not UTF-8 text)")
+    except OSError as e:
+        raise InputError(path, "cannot read (%s)" % e.strerror)
+    blocks, block, state, labels, rows = [], None, None, [], []
+
+    def close_loop():
+        if block is not None and state in ("labels", "rows"):
+            block.loop = {lab: list(col) for lab, col in zip(labels, zip(*rows))} if rows \
+                else {lab: [] for lab in labels}
+
+    for lineno, line in enumerate(lines, 1):
+        s = line.strip()
+        if not s or s[0] == "#":
+            continue
+        if s.startswith("data_"):
+            close_loop()
+            block, state = StarBlock(_tokens(s, path, lineno)[0][5:]), "pairs"
+            blocks.append(block)
+        elif block is None:
+            raise InputError(path, "line %d: %r before any data_ block" % (lineno, s[:40]))
+        elif s.split()[0] == "loop_":
+            if block.loop is not None or state in ("labels", "rows"):
+                raise InputError(path, "line %d: second loop_ in block data_%s" % (lineno, block.name))
+            state, labels, rows = "labels", [], []
+        elif s[0] == "_":
+            tok = _tokens(s, path, lineno)
+            if state == "labels":
+                if tok[0][1:] in labels:
+                    raise InputError(path, "line %d: column %s defined twice" % (lineno, tok[0]))
+                labels.append(tok[0][1:])
+                continue
+            close_loop()
+            state = "pairs"
+            if len(tok) != 2:
+                raise InputError(path, "line %d: expected '%s value'" % (lineno, tok[0]))
+            block.pairs[tok[0][1:]] = tok[1]
+        elif state in ("labels", "rows"):
+            tok = _tokens(s, path, lineno)
+            if len(tok) != len(labels):
+                raise InputError(path, "line %d: %d values for %d columns in data_%s"
+                                 % (lineno, len(tok), len(labels), block.name))
+            rows.append(tok)
+            state = "rows"
+        else:
+            raise InputError(path, "line %d: unexpected text %r" % (lineno, s[:40]))
+    close_loop()
+    return blocks
+
+
+# ----------------------------------------------------------------------------------- writing
+
+
+_PLAIN = re.compile(r"(?!data_|loop_)[^\s'\"#_]\S*\Z")   # needs no quotes (\s covers line breaks)
+
+
+def _quote(v):
+    """A value as written in a STAR row (quoted when it has spaces or could read as a keyword)."""
+    if _PLAIN.match(v):
+        return v
+    if len(("x" + v + "x").splitlines()) != 1:
+        raise ValueError("STAR values cannot contain line breaks: %r" % v)
+    for q in ("'", '"'):
+        if not v.endswith(q) and not any(a == q and b.isspace() for a, b in zip(v, v[1:])):
+            return q + v + q
+    raise ValueError("cannot quote STAR value %r" % v)
+
+
+def write_star_blocks(path, blocks, version=30001):
+    """Write :class:`StarBlock` s (atomically), each preceded by ``# version N`` as RELION does."""
+    parts = []
+    for b in blocks:
+        parts.append("\n# version %d\n\ndata_%s\n\n" % (version, b.name))
+        parts.extend("_%s %s\n" % (k, _quote(v)) for k, v in b.pairs.items())
+        if b.loop is not None:
+            labels = list(b.loop)
+            parts.append("loop_\n")
+            parts.extend("_%s #%d\n" % (lab, i + 1) for i, lab in enumerate(labels))
+            cols = [[_quote(str(v)) for v in b.loop[lab]] for lab in labels]
+            parts.extend(" ".join(row) + "\n" for row in zip(*cols))
+        parts.append("\n")
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write("".join(parts))
+
+
+# ----------------------------------------------------------------------------------- particles
+
+
+class _Columns:
+    """Per-particle access to a label from the particle loop or, failing that, its optics group."""
+
+    def __init__(self, path, loop, optics, group_row):
+        self.path, self.loop, self.optics, self.group_row = path, loop, optics, group_row
+        self.used = set()
+
+    def has(self, label):
+        return label in self.loop or (bool(self.optics) and label in self.optics[0])
+
+    def strings(self, label):
+        self.used.add(label)
+        if label in self.loop:
+            return self.loop[label]
+        return np.array([row[label] for row in self.optics])[self.group_row]
+
+    def floats(self, label, default=None):
+        if not self.has(label):
+            if default is None:
+                raise InputError(self.path, "missing column %s" % label)
+            return np.full(len(self.group_row), float(default))
+        return _floats(self.strings(label), label, self.path)
+
+
+def _floats(values, label, path):
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except ValueError:
+        bad = next(i for i, v in enumerate(values) if not _is_float(v))
+        raise InputError(path, "column %s: %r (row %d) is not a number" % (label, values[bad], bad + 1))
+
+
+def _is_float(v):
+    try:
+        float(v)
+        return True
+    except ValueError:
+        return False
+
+
+def _ints(values, label, path):
+    """Integers that may be written as floats (``32.0``)."""
+    x = _floats(values, label, path)
+    ok = np.isfinite(x) & (np.abs(x) < 2 ** 53)
+    ok[ok] = x[ok] == np.round(x[ok])
+    if not ok.all():
+        bad = int(np.argmin(ok))
+        raise InputError(path, "column %s: %r (row %d) is not an integer" % (label, values[bad], bad + 1))
+    return x.astype(np.int64)
+
+
+def _one_value(x, label, path, what):
+    """The single value of per-particle ``x`` (one box, one pixel size for training)."""
+    u = np.unique(x)
+    if not np.all(np.isfinite(u)) or np.any(u <= 0):
+        raise InputError(path, "column %s: invalid %s %s" % (label, what, u[~(np.isfinite(u) & (u > 0))][0]))
+    if u.max() - u.min() > 1e-4 * u.max():
+        raise InputError(path, "the particles have different %ss (%s: %s); one is needed for training"
+                         % (what, label, ", ".join("%g" % v for v in u[:5])))
+    return u[0]
+
+
+def _particle_block(blocks, path):
+    named = [b for b in blocks if b.name == "particles" and b.loop is not None]
+    loops = named or [b for b in blocks if b.loop is not None and "rlnImageName" in b.loop]
+    if not loops:
+        if any(b.loop is not None and b.name != "optics" for b in blocks):
+            raise InputError(path, "missing column rlnImageName")
+        raise InputError(path, "no particle table (data_particles or a loop with rlnImageName)")
+    block = loops[0]
+    if "rlnImageName" not in block.loop:
+        raise InputError(path, "missing column rlnImageName in data_%s" % block.name)
+    if block.nrows == 0:
+        raise InputError(path, "zero particles in data_%s" % block.name)
+    return block
+
+
+def _optics_groups(blocks, loop, n, path):
+    """(optics rows, per-particle group ids or None, per-particle row index into the optics rows)."""
+    block = next((b for b in blocks if b.name == "optics" and b.loop is not None), None)
+    rows = [] if block is None else [dict(zip(block.loop, r)) for r in zip(*block.loop.values())]
+    if not rows:
+        groups = _ints(loop["rlnOpticsGroup"], "rlnOpticsGroup", path) if "rlnOpticsGroup" in loop else None
+        return [], groups, np.zeros(n, dtype=np.int64)
+    if "rlnOpticsGroup" not in block.loop:
+        raise InputError(path, "missing column rlnOpticsGroup in data_optics")
+    ids = _ints(block.loop["rlnOpticsGroup"], "rlnOpticsGroup", path)
+    if "rlnOpticsGroup" in loop:
+        groups = _ints(loop["rlnOpticsGroup"], "rlnOpticsGroup", path)
+    elif len(rows) == 1:
+        groups = np.full(n, ids[0])
+    else:
+        raise InputError(path, "missing column rlnOpticsGroup in data_particles (%d optics groups)"
+                         % len(rows))
+    lookup = {int(g): i for i, g in enumerate(ids)}
+    unknown = [g for g in np.unique(groups) if int(g) not in lookup]
+    if unknown:
+        first = int(np.argmax(groups == unknown[0]))
+        raise InputError(path, "rlnOpticsGroup %d (particle %d) is not in data_optics (groups: %s)"
+                         % (unknown[0], first + 1, ", ".join(str(int(g)) for g in ids)))
+    return rows, groups, np.array([lookup[int(g)] for g in groups], dtype=np.int64)
+
+
+def _image_names(names, path, datadir):
+    """``idx@stack`` strings -> (absolute stack paths, stack ids, 0-based indices)."""
+    where, raw, sid, idx = {}, [], np.empty(len(names), np.int64), np.empty(len(names), np.int64)
+    for i, name in enumerate(names):
+        num, at, stack = name.partition("@")
+        if not at:
+            num, stack = "1", name
+        k = where.get(stack)
+        if k is None:
+            k = where[stack] = len(raw)
+            raw.append(stack)
+        sid[i] = k
+        try:
+            number = float(num)            # '000012', and '12.0' from float-writing tools
+        except ValueError:
+            number = 0.0
+        if not (number.is_integer() and 1 <= number <= 2 ** 40):
+            raise InputError(path, "rlnImageName %r (particle %d): bad image number" % (name, i + 1))
+        idx[i] = int(number) - 1
+    return [find_stack(s, path, datadir) for s in raw], sid, idx
+
+
+def read_star_particles(path, datadir=None):
+    """Read a RELION 3.0 / 3.1 / 5 particle STAR file into a :class:`ParticleTable`."""
+    path = os.path.abspath(str(path))
+    blocks = read_star(path)
+    loop = _particle_block(blocks, path).loop
+    n = len(loop["rlnImageName"])
+    optics, groups, group_row = _optics_groups(blocks, loop, n, path)
+    cols = _Columns(path, loop, optics, group_row)
+    cols.used.update(("rlnImageName", "rlnOpticsGroup"))
+    stacks, stack_id, index = _image_names(loop["rlnImageName"], path, datadir)
+
+    apix = box = None
+    pixel = next((c for c in PIXEL_SIZE_COLUMNS[:2] if cols.has(c)), None)
+    if pixel:
+        apix = _one_value(cols.floats(pixel), pixel, path, "pixel size")
+    elif cols.has("rlnDetectorPixelSize") and cols.has("rlnMagnification"):
+        ps = cols.floats("rlnDetectorPixelSize") * 1e4 / cols.floats("rlnMagnification")
+        apix = _one_value(ps, "rlnDetectorPixelSize", path, "pixel size")
+    cols.used.update(c for c in PIXEL_SIZE_COLUMNS if c in loop)
+    if cols.has("rlnImageSize"):
+        box = int(_one_value(_ints(cols.strings("rlnImageSize"), "rlnImageSize", path),
+                             "rlnImageSize", path, "image size"))
+    if apix is None or box is None:
+        _, _, nx, header_apix = stack_info(stacks[0])
+        box = nx if box is None else box
+        if apix is None and header_apix <= 0:
+            raise InputError(path, "no pixel size (no rlnImagePixelSize column and none in the "
+                                   "header of %s)" % stacks[0])
+        apix = header_apix if apix is None else apix
+
+    rotations = shifts = ctf = None
+    if all(cols.has(a) for a in ANGLES):
+        rotations = so3.euler_to_matrix(*(cols.floats(a) for a in ANGLES))
+    if cols.has("rlnOriginXAngst") or cols.has("rlnOriginYAngst"):
+        shifts = np.stack([cols.floats("rlnOriginXAngst", 0), cols.floats("rlnOriginYAngst", 0)], 1)
+        cols.used.update(("rlnOriginX", "rlnOriginY"))
+    elif cols.has("rlnOriginX") or cols.has("rlnOriginY"):
+        shifts = np.stack([cols.floats("rlnOriginX", 0), cols.floats("rlnOriginY", 0)], 1) * apix
+    elif rotations is not None:
+        shifts = np.zeros((n, 2))
+    if cols.has("rlnDefocusU"):
+        du = cols.floats("rlnDefocusU")
+        ctf = np.stack([du, cols.floats("rlnDefocusV") if cols.has("rlnDefocusV") else du,
+                        cols.floats("rlnDefocusAngle", 0)]
+                       + [cols.floats(c) for c in CTF_COLUMNS[3:6]]
+                       + [cols.floats("rlnPhaseShift", 0), cols.floats("rlnCtfBfactor", 0)], 1)
+
+    extra = {c: np.array(v, dtype=str) for c, v in loop.items() if c not in cols.used}
+    return ParticleTable(stacks=stacks, stack_id=stack_id, index=index, apix=float(apix), box=box,
+                         rotations=rotations, shifts_A=shifts, ctf=ctf, optics_group=groups,
+                         source=path, extra=extra, optics=optics)
+
+
+def _fmt(values):
+    return [repr(float(v)) for v in values]
+
+
+def _optics_rows(table, ctf_optics):
+    """RELION 3.1 optics rows for ``table`` and the per-particle group ids that go with them.
+
+    A group whose particles disagree on voltage, Cs or amplitude contrast is split, the groups then
+    being renumbered 1..K.
+    """
+    n = len(table)
+    groups = np.ones(n, np.int64) if table.optics_group is None else np.asarray(table.optics_group)
+    keys = np.column_stack([groups] + ([table.ctf[:, 3:6]] if ctf_optics else []))
+    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+    renumber = len(uniq) != len(np.unique(groups))
+    raw = {}
+    for row in table.optics:
+        raw.setdefault(int(float(row.get("rlnOpticsGroup", 0))), row)
+    rows = []
+    for k, key in enumerate(uniq):
+        g = int(key[0])
+        new = k + 1 if renumber else g
+        row = dict(raw.get(g) or (table.optics[0] if table.optics else {}))
+        if renumber or "rlnOpticsGroupName" not in row or g not in raw:
+            row["rlnOpticsGroupName"] = "opticsGroup%d" % new
+        row["rlnOpticsGroup"] = str(new)
+        row["rlnImagePixelSize"] = repr(float(table.apix))
+        row["rlnImageSize"] = str(int(table.box))
+        row.setdefault("rlnImageDimensionality", "2")
+        if ctf_optics:
+            row.update(zip(CTF_COLUMNS[3:6], _fmt(key[1:4])))
+        rows.append(row)
+    if not renumber:
+        rows += [r for g, r in raw.items() if g not in set(groups.tolist())]
+    labels = list(dict.fromkeys(lab for r in rows for lab in r))
+    first = {lab: next(r[lab] for r in rows if lab in r) for lab in labels}
+    optics = {lab: [r.get(lab, first[lab]) for r in rows] for lab in labels}
+    return optics, (inverse.reshape(-1) + 1 if renumber else groups)
+
+
+def write_star(path, table, extra_columns=None):
+    """Write ``table`` as a RELION 3.1 particle STAR file (atomically).
+
+    Image names are ``idx@stack`` (1-based), the stack path relative to the STAR file's folder when
+    it lies inside it, else absolute. ``extra_columns`` ({label: per-particle values}) are added
+    after ``table.extra``; they may not replace the columns written from the table itself.
+    """
+    path = os.path.abspath(str(path))
+    folder = os.path.dirname(path)
+    names = [os.path.relpath(s, folder) if os.path.commonpath([folder, os.path.abspath(s)]) == folder
+             else os.path.abspath(s) for s in table.stacks]
+    loop = {"rlnImageName": ["%06d@%s" % (i + 1, names[s]) for s, i in zip(table.stack_id, table.index)]}
+    if table.rotations is not None:
+        loop.update(zip(ANGLES, (_fmt(a) for a in so3.matrix_to_euler(table.rotations))))
+    if table.shifts_A is not None:
+        loop["rlnOriginXAngst"] = _fmt(table.shifts_A[:, 0])
+        loop["rlnOriginYAngst"] = _fmt(table.shifts_A[:, 1])
+    if table.ctf is not None:
+        for j in (0, 1, 2, 6, 7):
+            loop[CTF_COLUMNS[j]] = _fmt(table.ctf[:, j])
+    optics, groups = _optics_rows(table, table.ctf is not None)
+    loop["rlnOpticsGroup"] = [str(int(g)) for g in groups]
+    for label, values in {**table.extra, **(extra_columns or {})}.items():
+        if label in loop:
+            raise ValueError("write_star: column %s is written from the table itself" % label)
+        values = np.asarray(values)
+        if len(values) != len(table):
+            raise ValueError("write_star: column %s has %d values for %d particles"
+                             % (label, len(values), len(table)))
+        loop[label] = _fmt(values) if values.dtype.kind == "f" else [str(v) for v in values]
+    write_star_blocks(path, [StarBlock("optics", loop=optics), StarBlock("particles", loop=loop)])
