@@ -3,6 +3,12 @@
     flexplugin simulate    --out DIR --n N --box D --apix A --snr S --seed K [--states K | --volumes ... | --structure M]
     flexplugin check       PARTICLES [--datadir DIR]
     flexplugin reconstruct --particles P --out map.mrc [--box D]
+    flexplugin train       METHOD --particles P --out DIR --epochs N [--zdim Z --box D --resume ...]
+    flexplugin encode      --model DIR --particles P --out z.npy
+    flexplugin decode      --model DIR (--z "v1,v2,..." | --z-file z.txt) --out DIR [--box D]
+
+``train`` has one sub-command per registered method, whose hyper-parameter options are generated
+from the method's Config dataclass (field ``enc_layers`` -> ``--enc-layers``).
 
 Bad input ends with one line ``error: <file>: <problem>`` and exit status 2.
 """
@@ -52,7 +58,8 @@ def cmd_reconstruct(a):
                                                                           replace=False)))
     log("reconstruct: %d particles, box %d, %.4f Å/px%s" % (len(table), table.box, table.apix,
                                                           "" if table.has_ctf else ", no CTF"))
-    r = reconstruct(table, ImageSource(table), box=a.box, pad=a.pad, invert=a.invert, seed=a.seed, log=log)
+    r = reconstruct(table, ImageSource(table), box=a.box, pad=a.pad, invert=a.invert, window=a.window or None,
+                    seed=a.seed, log=log)
     stem = os.path.splitext(a.out)[0]
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     write_mrc(a.out, r["map"], r["apix"])
@@ -62,6 +69,100 @@ def cmd_reconstruct(a):
     log("reconstruct: half-map FSC 0.143 at %.2f Å, 0.5 at %.2f Å; wrote %s (+ _half1, _half2, _fsc.txt)"
         % (resolution_at(r["freqs"], r["fsc"], 0.143, r["apix"]),
            resolution_at(r["freqs"], r["fsc"], 0.5, r["apix"]), a.out))
+
+
+def _model_path(path):
+    """A model folder (holding checkpoint.pt) or a checkpoint file."""
+    from .train import CHECKPOINT
+    return os.path.join(path, CHECKPOINT) if os.path.isdir(path) else path
+
+
+def cmd_train(a):
+    import dataclasses
+    from .methods import METHODS
+    from .train import train
+    fields = [f.name for f in dataclasses.fields(METHODS[a.method].Config)]
+    config = {k: getattr(a, k) for k in fields if getattr(a, k) is not None}
+    train(a.method, a.particles, a.out, a.epochs, config=config, box=a.box, seed=a.seed,
+          resume=a.resume, max_particles=a.max_particles, invert=a.invert, window=not a.no_window,
+          datadir=a.datadir, passthrough=a.passthrough, num_workers=a.num_workers,
+          log_every=a.log_every, device=a.device, keep_epochs=a.keep_epochs, log=log)
+
+
+def cmd_encode(a):
+    import numpy as np
+    from .methods import load_method
+    from .train import dataset_for, encode_dataset
+    model = load_method(_model_path(a.model))
+    data = dataset_for(model, a.particles, datadir=a.datadir, passthrough=a.passthrough)
+    enc = encode_dataset(model, data, batch_size=a.batch_size)
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    np.save(a.out, enc["z"])
+    log("encode: %d particles -> %s (zdim %d)" % (len(data), a.out, model.zdim))
+
+
+def cmd_decode(a):
+    import numpy as np
+    import torch
+    from .io import write_mrc
+    from .methods import load_method
+    model = load_method(_model_path(a.model))
+    if a.z_file:
+        zs = np.load(a.z_file) if a.z_file.endswith(".npy") else np.loadtxt(a.z_file, ndmin=2)
+    elif a.z:
+        zs = np.array([[float(v) for v in z.replace(",", " ").split()] for z in a.z])
+    else:
+        zs = np.zeros((1, 0))
+    zs = np.asarray(zs, dtype=np.float32).reshape(len(zs), -1)
+    if zs.shape[1] != model.zdim:
+        raise InputError(a.z_file or "--z", "latent points have %d values, the model's zdim is %d"
+                         % (zs.shape[1], model.zdim))
+    os.makedirs(a.out, exist_ok=True)
+    info = model.data_info
+    for i, z in enumerate(zs):
+        vol = model.decode_volume(torch.as_tensor(z), box=a.box).numpy()
+        write_mrc(os.path.join(a.out, "vol_%03d.mrc" % i), vol, info.apix * info.box / vol.shape[0],
+                  origin_centered=True)
+    log("decode: wrote %d maps to %s" % (len(zs), a.out))
+
+
+def _add_config_args(p, config_cls):
+    """One option per field of a method's Config dataclass; None default = keep the method's."""
+    import dataclasses
+    import typing
+    hints = typing.get_type_hints(config_cls)
+    for f in dataclasses.fields(config_cls):
+        kind = hints[f.name]
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        kind = args[0] if args else kind
+        flag = "--" + f.name.replace("_", "-")
+        text = "default: %s" % f.default
+        if kind is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+        else:
+            p.add_argument(flag, type=kind, default=None, help=text)
+
+
+def _add_train_parser(sub):
+    from .methods import METHODS
+    p = sub.add_parser("train", help="train a method on a particle set with poses")
+    methods = p.add_subparsers(dest="method", required=True)
+    for name, cls in METHODS.items():
+        m = methods.add_parser(name, help=(cls.__doc__ or cls.__module__).strip().split("\n")[0])
+        _add_particles_args(m)
+        m.add_argument("--out", required=True, help="output folder (checkpoint, z.npy, maps)")
+        m.add_argument("--epochs", type=int, required=True)
+        m.add_argument("--box", type=int, help="train at this box (Fourier-cropped images)")
+        m.add_argument("--seed", type=int, default=0)
+        m.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+        m.add_argument("--max-particles", type=int, help="train on a random subset of this size")
+        m.add_argument("--no-window", action="store_true", help="no soft circular image window")
+        m.add_argument("--num-workers", type=int, default=0, help="data loading processes")
+        m.add_argument("--log-every", type=int, default=100, help="progress line every N batches")
+        m.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+        m.add_argument("--keep-epochs", action="store_true", help="keep OUT/checkpoints/epoch_NNN.pt")
+        _add_config_args(m, cls.Config)
+        m.set_defaults(func=cmd_train)
 
 
 def build_parser():
@@ -99,10 +200,32 @@ def build_parser():
     _add_particles_args(p)
     p.add_argument("--out", required=True, help="output map (.mrc); half maps and FSC beside it")
     p.add_argument("--box", type=int, help="reconstruct at this box (Fourier-cropped images)")
-    p.add_argument("--pad", type=int, default=2, help="oversampling of the 3D transform")
+    p.add_argument("--pad", type=int, default=1,
+                   help="oversampling of the 3D transform (2 is slower and, measured, not sharper)")
+    p.add_argument("--window", type=float, default=0.85,
+                   help="soft circular window on the images: 1 inside this fraction of the radius; 0: none")
     p.add_argument("--max-particles", type=int, help="use a random subset of this size")
     p.add_argument("--seed", type=int, default=0, help="half-set split when the star has none")
     p.set_defaults(func=cmd_reconstruct)
+
+    _add_train_parser(sub)
+
+    p = sub.add_parser("encode", help="latent coordinates of particles with a trained model")
+    p.add_argument("--model", required=True, help="training output folder (or checkpoint file)")
+    p.add_argument("--particles", required=True, help="RELION .star or cryoSPARC .cs file")
+    p.add_argument("--datadir", help="folder holding the image stacks named by relative paths")
+    p.add_argument("--passthrough", help="cryoSPARC *_passthrough_particles.cs for a .cs input")
+    p.add_argument("--out", required=True, help="output .npy (N x zdim, particle-file order)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.set_defaults(func=cmd_encode)
+
+    p = sub.add_parser("decode", help="maps at latent points with a trained model")
+    p.add_argument("--model", required=True, help="training output folder (or checkpoint file)")
+    p.add_argument("--z", action="append", help='a latent point "v1,v2,..." (repeatable)')
+    p.add_argument("--z-file", help="latent points, one per row (.txt or .npy)")
+    p.add_argument("--out", required=True, help="output folder: vol_000.mrc, vol_001.mrc, ...")
+    p.add_argument("--box", type=int, help="decode at this (smaller) box")
+    p.set_defaults(func=cmd_decode)
     return ap
 
 

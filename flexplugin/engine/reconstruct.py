@@ -1,8 +1,8 @@
 """Homogeneous reconstruction with known poses and CTF: direct Fourier inversion.
 
-Each image is zero-padded ``pad``-fold, Fourier transformed, centred (phase ramp by +origin),
-multiplied by its CTF and inserted with trilinear weights at A^T (kx, ky, 0) into a padded 3D
-grid that accumulates sum(CTF * F) and sum(CTF^2), for two half sets. The maps are Wiener
+Each image is windowed (soft circle), zero-padded ``pad``-fold, Fourier transformed, centred
+(phase ramp by +origin), multiplied by its CTF and inserted with trilinear weights at
+A^T (kx, ky, 0) into a (padded) 3D grid that accumulates sum(CTF * F) and sum(CTF^2), for two half sets. The maps are Wiener
 estimates sum(CTF * F) / (sum(CTF^2) + 1 / SSNR-term) with the per-shell SSNR estimated from the
 half-map FSC, as in RELION's reconstruction.
 """
@@ -14,7 +14,7 @@ import torch
 from .analysis.fsc import fsc
 from .geometry.ctf import ctf_2d
 from .geometry.fourier import (fft2_center, ifft3_center, phase_shift_2d, pad_center, crop_center,
-                               fourier_crop, radial_index)
+                               fourier_crop, radial_index, soft_circular_window)
 from .geometry.projection import slice_coords
 
 
@@ -75,10 +75,11 @@ def _shell_mean(values, shells, n):
     return s / c.clamp_min(1)
 
 
-def reconstruct(table, images, box=None, pad=2, batch=64, invert=False, seed=0, log=print):
+def reconstruct(table, images, box=None, pad=1, batch=64, invert=False, window=0.85, seed=0, log=print):
     """Reconstruct a map from a ParticleTable with poses (and CTF if present).
 
-    ``images`` has ``get(indices) -> (n, D, D)`` (io.ImageSource). Returns a dict with ``map``,
+    ``images`` has ``get(indices) -> (n, D, D)`` (io.ImageSource). ``window``: images are multiplied
+    by a soft circular window, 1 inside ``window`` * D/2 and 0 at the edge (None: no window). Returns a dict with ``map``,
     ``half1``, ``half2`` (numpy (box, box, box)), ``apix``, ``freqs`` and ``fsc`` (half maps).
     """
     if table.rotations is None:
@@ -90,6 +91,7 @@ def reconstruct(table, images, box=None, pad=2, batch=64, invert=False, seed=0, 
     apix = table.apix * d0 / box
     p = pad * box
     halves = _half_sets(table, seed)
+    win = soft_circular_window(box, inner=window, outer=0.99) if window else None
     acc = [_Accumulator(p), _Accumulator(p)]
     # Frequencies inside the circle of radius P/2 - 1 (all 8 neighbours exist), half plane kx >= 0.
     kx = torch.arange(p) - p // 2
@@ -102,6 +104,8 @@ def reconstruct(table, images, box=None, pad=2, batch=64, invert=False, seed=0, 
         if invert:
             img = -img
         img = fourier_crop(img, box)
+        if window:
+            img = img * win
         f = fft2_center(pad_center(img, p))
         if table.shifts_A is not None:   # move the particle to the centre: +origin
             f = phase_shift_2d(f, torch.as_tensor(table.shifts_A[sel] / apix, dtype=torch.float32))

@@ -8,9 +8,9 @@ from flexplugin.engine.io import read_mrc, read_particles, ImageSource
 from flexplugin.engine.reconstruct import reconstruct
 
 # D=32, 1500 particles, SNR 0.1, 3 Å/px (Nyquist 6 Å). Measured: 0.5-crossing with the ground
-# truth at ~9 Å and a real-space correlation of ~0.99; a broken pose, shift or CTF convention
+# truth at ~8 Å and a real-space correlation of ~0.99; a broken pose, shift or CTF convention
 # gives a correlation below 0.85 (a blurred blob still correlates at low resolution).
-GT_FSC05_MAX_A = 11.0
+GT_FSC05_MAX_A = 10.0
 GT_CORR_MIN = 0.95
 BROKEN_CORR_MAX = 0.9
 

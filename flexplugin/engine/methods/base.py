@@ -1,0 +1,126 @@
+"""The Method contract: the one face every reconstruction method shows to the engine.
+
+A method is a ``torch.nn.Module`` subclass of :class:`Method` with
+
+- ``name``: its registry key (``methods.METHODS[name] is cls``);
+- ``Config``: a dataclass (subclass of :class:`BaseConfig`) of hyper-parameters whose defaults
+  come from the method's paper, each documented with its source in the field's comment. Fields
+  hold plain JSON types (int, float, str, bool, None), so a config round-trips through
+  ``config.json`` and ``torch.load(weights_only=True)``; the command line builds one option per
+  field (``enc_layers`` -> ``--enc-layers``);
+- ``__init__(config, data_info)``: :class:`DataInfo` says what the images are (box, pixel size
+  after downsampling, scale) and gives the optional mask / reference map / atomic model paths;
+- ``training_step(batch) -> dict``: ``{"loss": scalar tensor, <name>: float, ...}``; the loop
+  calls ``backward`` on ``loss`` and logs the other entries;
+- ``encode(batch) -> Encoding``: posterior-mean ``z`` (B, zdim) and, for methods that estimate
+  or refine them, rotations (B, 3, 3) (RELION convention) and shifts in Å;
+- ``decode_volume(z, box=None) -> (D, D, D)`` real-space map ``vol[z, y, x]`` with the scale and
+  orientation of :mod:`flexplugin.engine.reconstruct` (the pixel size is ``data_info.apix *
+  data_info.box / D``);
+- ``start_epoch(epoch)``: called by the loop before each epoch (schedules);
+- ``state_dict()`` / ``load_state_dict()`` (from nn.Module), ``checkpoint()`` (config + data info
+  + weights as plain types) and ``from_checkpoint(path)``.
+
+A batch (see :mod:`flexplugin.engine.data`) is a dict of tensors: ``images`` (B, D, D) real
+space, ``rotations`` (B, 3, 3), ``shifts_px`` (B, 2) in pixels of the training box (shifting the
+image by +shift centres the particle), ``ctf`` (B, 8) or absent, ``index`` (B,).
+"""
+import dataclasses
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+
+@dataclass
+class BaseConfig:
+    """Hyper-parameters shared by every method (the optimizer is built by the training loop)."""
+    zdim: int = 8                 # latent dimension (0: homogeneous, where the method allows it)
+    lr: float = 1e-4              # Adam learning rate
+    batch_size: int = 8           # images per optimisation step
+    weight_decay: float = 0.0     # Adam weight decay
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError("%s: unknown hyper-parameters %s" % (cls.__qualname__, sorted(unknown)))
+        return cls(**d)
+
+
+@dataclass
+class DataInfo:
+    """What the training images are, and how the data set was prepared (so encode can redo it)."""
+    box: int                           # training box (pixels, after Fourier cropping)
+    apix: float                        # pixel size of the training box (Å)
+    scale: float = 1.0                 # images were divided by this (their standard deviation)
+    invert: bool = False               # contrast inverted when read
+    window: bool = True                # soft circular real-space window applied
+    particles: str = ""                # the particle file the model was trained on
+    mask: Optional[str] = None         # optional inputs some methods use
+    reference: Optional[str] = None
+    atomic_model: Optional[str] = None
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(**d)
+
+
+@dataclass
+class Encoding:
+    z: torch.Tensor                             # (B, zdim) posterior mean
+    rotations: Optional[torch.Tensor] = None    # (B, 3, 3) RELION convention, when estimated
+    shifts_A: Optional[torch.Tensor] = None     # (B, 2) Å (rlnOriginX/YAngst), when estimated
+
+
+class Method(torch.nn.Module):
+    """Base class; see the module docstring for the contract."""
+    name = None
+    Config = BaseConfig
+
+    def __init__(self, config, data_info):
+        super().__init__()
+        if not isinstance(config, self.Config):
+            raise TypeError("%s expects a %s.Config" % (type(self).__name__, type(self).__name__))
+        self.config = config
+        self.data_info = data_info
+        self.epoch = 0
+
+    @property
+    def zdim(self):
+        return self.config.zdim
+
+    def start_epoch(self, epoch):
+        self.epoch = epoch
+
+    def training_step(self, batch):
+        raise NotImplementedError
+
+    def encode(self, batch):
+        raise NotImplementedError
+
+    def decode_volume(self, z, box=None):
+        raise NotImplementedError
+
+    def checkpoint(self):
+        """Everything needed to rebuild the model, as types ``torch.load(weights_only=True)`` reads."""
+        return {"method": self.name, "config": self.config.to_dict(),
+                "data_info": self.data_info.to_dict(), "weights": self.state_dict()}
+
+    @classmethod
+    def from_checkpoint(cls, path_or_dict):
+        """Rebuild a method from ``checkpoint()`` output or a file holding it (``torch.save``)."""
+        ck = path_or_dict if isinstance(path_or_dict, dict) else \
+            torch.load(path_or_dict, map_location="cpu", weights_only=True)
+        if ck["method"] != cls.name:
+            raise ValueError("checkpoint of method %r, not %r" % (ck["method"], cls.name))
+        model = cls(cls.Config.from_dict(ck["config"]), DataInfo.from_dict(ck["data_info"]))
+        model.load_state_dict(ck["weights"])
+        return model

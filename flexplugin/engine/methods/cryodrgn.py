@@ -1,0 +1,219 @@
+"""cryoDRGN (Zhong et al., preprint "CryoDRGN: reconstruction of heterogeneous structures from
+cryo-electron micrographs using neural networks"): a VAE with known poses, written from the paper
+and the spec (``shared/specs/cryodrgn_hetacumn.md`` part A; [CD l.N] are lines of the paper).
+
+Data, in Hartley space. A batch image x (real space, windowed, scale-normalised) is Fourier
+transformed on the centred grid, translated by +shift (which centres the particle) and turned
+into its centred Hartley transform divided by D: ``Y(k) = (Re F - Im F)(k) / D``. With this
+scaling white noise of real-space variance s^2 has variance ~s^2 per Hartley pixel.
+
+Decoder. A coordinate network V(K, z) -> (a, b), the real and imaginary parts of the volume's
+scaled transform at K in box fractions (|K| < 1/2). K is featurised by a fixed positional
+encoding (``pe``): ``geom_ft`` is the paper's equation (angular frequencies D*pi*(2/D)^(i/(D/2-1)),
+i = 0..D/2-1, [CD l.317-320]); ``geom_lowf`` divides them by 2*pi, the paper's option for noisy
+data [CD]; ``gaussian`` uses random frequencies N(0, (pe_sigma * D/2)^2) per output feature. The
+3D features are concatenated with z [CD l.313-315] and fed to a residual ReLU MLP.
+
+Image model. Image frequencies k in a circle of radius D/2 are split in a half set P (with the
+origin) and its mirror -P. The decoder runs only on P at K = A^T k (the RELION slice,
+``geometry.projection.slice_coords``); Friedel symmetry of a real map gives the Hartley values
+H(k) = a - b and H(-k) = a + b. The prediction is CTF(k) * H(k) with our (RELION, protein-bright)
+CTF, compared with Y by mean squared error [CD l.346-349]. No contrast inversion is needed for
+protein-bright images (cryoDRGN's CTF is the negative of ours and it inverts data by default).
+
+Encoder. q(z | x) from the phase-flipped (x sign(CTF)), centred Hartley image inside the same
+circle, flattened, through a residual ReLU MLP giving the mean and log-variance [CD Methods; EXT].
+Loss = MSE + beta * KL / N_pixels, one reparameterised sample; beta defaults to 1 / zdim (spec
+A3). ``zdim = 0`` is the homogeneous deep coordinate network (no encoder, no KL).
+
+Volumes. ``decode_volume`` evaluates the decoder on the half of the 3D lattice inside the sphere
+of radius D/2 (the other half by symmetry), and inverts the Hartley transform: the map has the
+scale of ``reconstruct.py`` (images were divided by ``data_info.scale``; it is multiplied back).
+"""
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import nn
+
+from ..geometry.ctf import ctf_2d
+from ..geometry.fourier import fft2_center, freqs_1d, iht3_center, phase_shift_2d
+from .base import BaseConfig, Encoding, Method
+
+
+@dataclass
+class CryoDRGNConfig(BaseConfig):
+    zdim: int = 8               # latent dimension: 1 (simulated sets) or 10 (real data) [CD l.106, 269-277]
+    lr: float = 1e-4            # Adam learning rate [CD l.414-415, 431-432]
+    batch_size: int = 8         # minibatch [CD l.414-415, 431-432]
+    enc_layers: int = 3         # encoder hidden layers: 256x3 (simulated, pilots) [CD l.410-412, 440]
+    enc_dim: int = 256          # encoder width [CD l.410-412]
+    dec_layers: int = 3         # decoder hidden layers: 256x3 (pilots); 512x5 for the simulations [CD]
+    dec_dim: int = 256          # decoder width [CD l.410-412, 440]
+    pe: str = "geom_lowf"       # geom_lowf | geom_ft | gaussian; geom_lowf for noisy data [CD l.317-320; spec A2.1]
+    pe_sigma: float = 0.5       # gaussian features: std in units of D/2 cycles [EXT, spec A2.1]
+    beta: Optional[float] = None  # KL weight; None = 1/zdim [EXT, spec A3]
+
+
+class ResidualMLP(nn.Module):
+    """Linear(n_in, width) + ReLU, then ``layers - 1`` residual blocks y = x + ReLU(Wx + b),
+    then Linear(width, n_out)."""
+
+    def __init__(self, n_in, width, layers, n_out):
+        super().__init__()
+        self.first = nn.Linear(n_in, width)
+        self.hidden = nn.ModuleList(nn.Linear(width, width) for _ in range(layers - 1))
+        self.last = nn.Linear(width, n_out)
+
+    def forward(self, x):
+        h = torch.relu(self.first(x))
+        for layer in self.hidden:
+            h = h + torch.relu(layer(h))
+        return self.last(h)
+
+
+class PositionalEncoding(nn.Module):
+    """(..., 3) coordinates in box fractions -> (..., 3 * D) features (sin and cos)."""
+
+    def __init__(self, kind, box, sigma):
+        super().__init__()
+        half = box // 2
+        i = torch.arange(half, dtype=torch.float32)
+        geom = (2.0 / box) ** (i / max(half - 1, 1))
+        if kind == "geom_ft":
+            freqs = torch.block_diag(*[(box * math.pi * geom)[None]] * 3)
+        elif kind == "geom_lowf":
+            freqs = torch.block_diag(*[(half * geom)[None]] * 3)
+        elif kind == "gaussian":
+            freqs = torch.randn(3, 3 * half) * sigma * half * 2 * math.pi
+        else:
+            raise ValueError("unknown positional encoding %r (geom_lowf, geom_ft, gaussian)" % kind)
+        # freqs[j, m]: angular frequency of feature m along coordinate j (diagonal for geom_*).
+        self.register_buffer("freqs", freqs)
+
+    def forward(self, coords):
+        phase = coords @ self.freqs
+        return torch.cat([torch.sin(phase), torch.cos(phase)], dim=-1)
+
+
+class CryoDRGN(Method):
+    """cryoDRGN: VAE with an MLP image encoder and a Hartley-space coordinate decoder."""
+    name = "cryodrgn"
+    Config = CryoDRGNConfig
+
+    def __init__(self, config, data_info):
+        super().__init__(config, data_info)
+        d = data_info.box
+        self.pe = PositionalEncoding(config.pe, d, config.pe_sigma)
+        self.decoder = ResidualMLP(3 * d + config.zdim, config.dec_dim, config.dec_layers, 2)
+        half_idx, mirror_idx, circle_idx, kfrac = _image_lattice(d)
+        self.register_buffer("half_idx", half_idx, persistent=False)      # P (origin first)
+        self.register_buffer("mirror_idx", mirror_idx, persistent=False)  # -P without the origin
+        self.register_buffer("circle_idx", circle_idx, persistent=False)  # encoder input pixels
+        self.register_buffer("half_k", kfrac, persistent=False)           # (|P|, 2) xy fractions
+        self.encoder = (ResidualMLP(len(circle_idx), config.enc_dim, config.enc_layers,
+                                    2 * config.zdim) if config.zdim > 0 else None)
+        self.beta = (config.beta if config.beta is not None
+                     else (1.0 / config.zdim if config.zdim > 0 else 0.0))
+
+    # -- data ------------------------------------------------------------------------------------
+    def _hartley(self, batch):
+        """(centred Hartley images (B, D*D), CTF (B, D*D) or None)."""
+        img = batch["images"]
+        d = img.shape[-1]
+        f = phase_shift_2d(fft2_center(img), batch["shifts_px"])
+        y = ((f.real - f.imag) / d).flatten(1)
+        ctf = (ctf_2d(d, self.data_info.apix, batch["ctf"], device=img.device).flatten(1)
+               if "ctf" in batch else None)
+        return y, ctf
+
+    def _posterior(self, y, ctf):
+        x = y if ctf is None else y * torch.sign(ctf)
+        out = self.encoder(x[:, self.circle_idx])
+        return out[:, :self.zdim], out[:, self.zdim:]
+
+    # -- decoder ---------------------------------------------------------------------------------
+    def _decode(self, coords, z):
+        """(a, b) at (B, M, 3) coordinates for latents z (B, zdim)."""
+        feats = self.pe(coords)
+        if self.zdim > 0:
+            feats = torch.cat([feats, z[:, None, :].expand(-1, coords.shape[1], -1)], dim=-1)
+        out = self.decoder(feats)
+        return out[..., 0], out[..., 1]
+
+    def _predict(self, rotations, z):
+        """Hartley values (B, |P| + |-P|) at the pixels half_idx then mirror_idx."""
+        coords = torch.einsum("mi,bij->bmj", self.half_k, rotations[:, :2, :])
+        a, b = self._decode(coords, z)
+        return torch.cat([a - b, (a + b)[:, 1:]], dim=1)
+
+    # -- contract --------------------------------------------------------------------------------
+    def training_step(self, batch):
+        y, ctf = self._hartley(batch)
+        n = len(y)
+        if self.zdim > 0:
+            mu, logvar = self._posterior(y, ctf)
+            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+            kl = (-0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1)).mean()
+        else:
+            z, kl = torch.zeros(n, 0, device=y.device), torch.zeros((), device=y.device)
+        pred = self._predict(batch["rotations"], z)
+        pix = torch.cat([self.half_idx, self.mirror_idx])
+        if ctf is not None:
+            pred = pred * ctf[:, pix]
+        mse = ((pred - y[:, pix]) ** 2).mean()
+        loss = mse + self.beta * kl / len(pix)
+        return {"loss": loss, "mse": float(mse.detach()), "kl": float(kl.detach())}
+
+    @torch.no_grad()
+    def encode(self, batch):
+        if self.zdim == 0:
+            return Encoding(z=torch.zeros(len(batch["images"]), 0))
+        mu, _ = self._posterior(*self._hartley(batch))
+        return Encoding(z=mu)
+
+    @torch.no_grad()
+    def decode_volume(self, z, box=None, chunk=32768):
+        d0 = self.data_info.box
+        d = d0 if box is None else int(box)
+        if d > d0 or d % 2:
+            raise ValueError("decode box must be even and at most the training box %d" % d0)
+        z = torch.as_tensor(z, dtype=torch.float32, device=self.half_k.device).reshape(1, self.zdim)
+        f = freqs_1d(d, self.half_k.device) * d
+        kz, ky, kx = torch.meshgrid(f, f, f, indexing="ij")
+        r2 = kx ** 2 + ky ** 2 + kz ** 2
+        # Half lattice: kz < 0, or kz == 0 and (ky < 0 or ky == 0 and kx <= 0); origin included.
+        half = (r2 < (d / 2) ** 2) & ((kz < 0) | ((kz == 0) & ((ky < 0) | ((ky == 0) & (kx <= 0)))))
+        coords = torch.stack([kx[half], ky[half], kz[half]], dim=-1) / d0
+        ab = [self._decode(c[None], z) for c in coords.split(chunk)]
+        a = torch.cat([x[0][0] for x in ab])
+        b = torch.cat([x[1][0] for x in ab])
+        h = torch.zeros(d, d, d, device=a.device)
+        h[half] = a - b
+        mirror = torch.zeros_like(h)
+        mirror[half] = a + b
+        # mirror(K) holds H at -K: flip every axis about the centre index d//2.
+        mirror = torch.roll(torch.flip(mirror, dims=(0, 1, 2)), shifts=(1, 1, 1), dims=(0, 1, 2))
+        origin = (d // 2,) * 3
+        mirror[origin] = 0
+        vol = iht3_center(h + mirror) * d0 * (d / d0) ** 3
+        return vol * self.data_info.scale
+
+
+def _image_lattice(d):
+    """Pixel indices (flattened D x D, centred grid) of the half set P (origin first), of its
+    mirror -P (same order, without the origin), of the whole circle |k| < D/2, and P's (x, y)
+    frequencies in box fractions."""
+    f = freqs_1d(d) * d
+    ky, kx = torch.meshgrid(f, f, indexing="ij")
+    kx, ky = kx.reshape(-1), ky.reshape(-1)
+    circle = kx ** 2 + ky ** 2 < (d / 2) ** 2
+    origin = (kx == 0) & (ky == 0)
+    half = circle & ((ky < 0) | ((ky == 0) & (kx < 0)))
+    half_idx = torch.cat([torch.nonzero(origin)[:, 0], torch.nonzero(half)[:, 0]])
+    mx = (-kx[half_idx] + d // 2).long()
+    my = (-ky[half_idx] + d // 2).long()
+    mirror_idx = (my * d + mx)[1:]
+    kfrac = torch.stack([kx[half_idx], ky[half_idx]], dim=-1) / d
+    return half_idx, mirror_idx, torch.nonzero(circle)[:, 0], kfrac

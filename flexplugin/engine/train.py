@@ -1,0 +1,188 @@
+"""The one training loop for every method (see ``methods/base.py`` for the Method contract).
+
+``train(...)`` writes into ``out``:
+
+- ``checkpoint.pt`` after every epoch, atomically (a temporary file then ``os.replace``): the
+  model (``Method.checkpoint()``), optimizer, epoch, RNG states (torch, the shuffling generator,
+  CUDA) and the training rows, so ``resume=True`` continues where it stopped and ends with the
+  same model as an uninterrupted run of the same seed; ``checkpoints/epoch_NNN.pt`` too with
+  ``keep_epochs``;
+- ``metrics.json``: per-epoch mean loss and metrics, time and images/s (rewritten every epoch);
+- ``config.json``: method, hyper-parameters, data info (box, pixel size, zdim, particle file);
+- at the end ``z.npy`` (posterior means of *all* particles in star-row order, also when trained on
+  ``max_particles``), ``rotations.npy`` / ``shifts_A.npy`` for methods that estimate poses, and
+  ``consensus.mrc`` (decoded at the mean z, with its voxel size).
+
+Progress: a plain line (flushed, Scipion shows stdout) every ``log_every`` batches and per epoch;
+a tqdm bar only when stdout is a terminal. AMP (float16 autocast + gradient scaling) on CUDA only.
+"""
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+from .data import ParticleDataset, loader
+from .io import read_particles, write_mrc
+from .io.mrc import atomic_path
+from .methods import METHODS, DataInfo, load_method
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def _device(name):
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _save(obj, path):
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def _write_json(obj, path):
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
+
+
+def _to_device(batch, device):
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def dataset_for(model, particles, datadir=None, passthrough=None):
+    """The particles of ``particles`` prepared as ``model`` was trained (box, invert, window, scale)."""
+    info = model.data_info
+    table = read_particles(particles, datadir=datadir, passthrough=passthrough)
+    return ParticleDataset(table, box=info.box, invert=info.invert, window=info.window,
+                           scale=info.scale)
+
+
+def encode_dataset(model, dataset, batch_size=256, device="cpu", num_workers=0):
+    """Encode every particle in table order -> dict of numpy arrays: ``z`` and, when the method
+    estimates them, ``rotations`` and ``shifts_A``."""
+    model.eval()
+    parts = {}
+    for batch in loader(dataset, np.arange(len(dataset)), batch_size, num_workers=num_workers):
+        enc = model.encode(_to_device(batch, device))
+        for key in ("z", "rotations", "shifts_A"):
+            value = getattr(enc, key)
+            if value is not None:
+                parts.setdefault(key, []).append(value.float().cpu().numpy())
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def train(method, particles, out, epochs, config=None, box=None, seed=0, resume=False,
+          max_particles=None, invert=False, window=True, datadir=None, passthrough=None,
+          num_workers=0, log_every=100, device=None, keep_epochs=False, log=print):
+    """Train ``method`` (a METHODS key) on ``particles`` for ``epochs`` epochs into ``out``.
+
+    ``config``: hyper-parameters overriding the method's Config defaults (ignored on resume, where
+    the checkpoint's are used). Returns the trained model.
+    """
+    os.makedirs(out, exist_ok=True)
+    device = _device(device)
+    ck_path = os.path.join(out, CHECKPOINT)
+    table = read_particles(particles, datadir=datadir, passthrough=passthrough)
+    gen = torch.Generator()
+    if resume and os.path.exists(ck_path):
+        ck = torch.load(ck_path, map_location="cpu", weights_only=True)
+        model = load_method(ck["model"])
+        rows, start, history = ck["rows"].numpy(), ck["epoch"], ck["metrics"]
+        gen.set_state(ck["rng"]["sampler"])
+        log("train: resuming %s from epoch %d (%s)" % (model.name, start, ck_path))
+    else:
+        if resume:
+            log("train: no checkpoint in %s, starting from scratch" % out)
+        cls = METHODS[method]
+        cfg = cls.Config.from_dict(dict(cls.Config().to_dict(), **(config or {})))
+        rows = np.arange(len(table))
+        if max_particles and max_particles < len(table):
+            rows = np.sort(np.random.default_rng(seed).choice(len(table), max_particles, replace=False))
+        data = ParticleDataset(table, box=box, invert=invert, window=window)
+        scale = data.estimate_scale(seed=seed)
+        info = DataInfo(box=data.box, apix=data.apix, scale=scale, invert=invert, window=window,
+                        particles=os.path.abspath(str(particles)))
+        torch.manual_seed(seed)
+        gen.manual_seed(seed)
+        model = cls(cfg, info)
+        ck, start, history = None, 0, []
+    model.to(device)
+    cfg, info = model.config, model.data_info
+    data = ParticleDataset(table, box=info.box, invert=info.invert, window=info.window, scale=info.scale)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    if ck is not None:
+        opt.load_state_dict(ck["optimizer"])
+        scaler.load_state_dict(ck["scaler"])
+        torch.set_rng_state(ck["rng"]["torch"])
+        if amp and "cuda" in ck["rng"]:
+            torch.cuda.set_rng_state(ck["rng"]["cuda"])
+    _write_json(dict(method=model.name, config=cfg.to_dict(), data_info=info.to_dict(),
+                     zdim=model.zdim, box=info.box, apix=info.apix, particles=info.particles,
+                     n_particles=len(table), n_train=len(rows), epochs=epochs, seed=seed),
+                os.path.join(out, "config.json"))
+    log("train: %s, %d of %d particles, box %d (%.3f Å/px), zdim %d, %d epochs, batch %d, lr %g, %s"
+        % (model.name, len(rows), len(table), info.box, info.apix, model.zdim, epochs,
+           cfg.batch_size, cfg.lr, device))
+    tty = sys.stdout.isatty()
+    for epoch in range(start + 1, epochs + 1):
+        model.train()
+        model.start_epoch(epoch)
+        batches = loader(data, rows, cfg.batch_size, generator=gen, num_workers=num_workers)
+        if tty:
+            from tqdm import tqdm
+            batches = tqdm(batches, desc="epoch %d" % epoch, leave=False)
+        sums, seen, t0 = {}, 0, time.time()
+        for i, batch in enumerate(batches, 1):
+            batch = _to_device(batch, device)
+            with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
+                result = model.training_step(batch)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(result["loss"]).backward()
+            scaler.step(opt)
+            scaler.update()
+            n = len(batch["index"])
+            seen += n
+            for k, v in result.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach() if torch.is_tensor(v) else v) * n
+            if log_every and i % log_every == 0 and not tty:
+                log("train: epoch %d/%d batch %d/%d %s (%.0f img/s)"
+                    % (epoch, epochs, i, len(batches), _fmt({k: v / seen for k, v in sums.items()}),
+                       seen / (time.time() - t0)))
+        dt = time.time() - t0
+        means = {k: v / max(seen, 1) for k, v in sums.items()}
+        history.append(dict(epoch=epoch, seconds=dt, images_per_s=seen / dt, **means))
+        log("train: epoch %d/%d %s, %.1f s (%.0f img/s)" % (epoch, epochs, _fmt(means), dt, seen / dt))
+        rng = {"torch": torch.get_rng_state(), "sampler": gen.get_state()}
+        if amp:
+            rng["cuda"] = torch.cuda.get_rng_state()
+        state = dict(model=model.checkpoint(), optimizer=opt.state_dict(), scaler=scaler.state_dict(),
+                     epoch=epoch, rng=rng, rows=torch.as_tensor(rows), metrics=history)
+        _save(state, ck_path)
+        if keep_epochs:
+            os.makedirs(os.path.join(out, "checkpoints"), exist_ok=True)
+            _save(state, os.path.join(out, "checkpoints", "epoch_%03d.pt" % epoch))
+        _write_json(dict(method=model.name, epochs=history), os.path.join(out, "metrics.json"))
+    finish(model, data, out, device=device, num_workers=num_workers, log=log)
+    return model
+
+
+def finish(model, data, out, device="cpu", num_workers=0, log=print):
+    """Write z.npy (all particles, star-row order), estimated poses if any, and consensus.mrc."""
+    enc = encode_dataset(model, data, device=device, num_workers=num_workers)
+    np.save(os.path.join(out, "z.npy"), enc["z"])
+    for key in ("rotations", "shifts_A"):
+        if key in enc:
+            np.save(os.path.join(out, key + ".npy"), enc[key])
+    vol = model.decode_volume(torch.as_tensor(enc["z"].mean(0)).to(device)).cpu().numpy()
+    write_mrc(os.path.join(out, "consensus.mrc"), vol, model.data_info.apix, origin_centered=True)
+    log("train: wrote z.npy (%d x %d) and consensus.mrc (%d^3, %.3f Å/px) in %s"
+        % (enc["z"].shape + (vol.shape[0], model.data_info.apix, out)))
+
+
+def _fmt(metrics):
+    return " ".join("%s %.5g" % kv for kv in metrics.items())
