@@ -129,6 +129,7 @@ def reconstruct(table, images, box=None, pad=1, batch=64, invert=False, window=0
 
 
 def _half_sets(table, seed):
+    """0/1 per particle: RELION's rlnRandomSubset when the star has it, else a seeded random split."""
     subset = table.extra.get("rlnRandomSubset")
     if subset is not None:
         try:
