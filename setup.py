@@ -47,7 +47,7 @@ setup(
     extras_require={
         # The engine runs in its own environment; torch is installed first and pinned by the
         # installer (Makefile / Plugin.defineBinaries), any 2.x satisfies this range.
-        "engine": ["torch>=2.0", "scipy>=1.7", "tqdm", "gemmi>=0.6"],
+        "engine": ["torch>=2.0", "scipy>=1.7", "scikit-learn>=1.0", "tqdm", "gemmi>=0.6"],
         "gui": ["PyQt5"],
         "test": ["pytest", "hypothesis"],
         "scipion": ["scipion-pyworkflow>=3.11", "scipion-em>=3.11", "scipion-em-relion"],

@@ -86,7 +86,8 @@ def cmd_train(a):
     train(a.method, a.particles, a.out, a.epochs, config=config, box=a.box, seed=a.seed,
           resume=a.resume, max_particles=a.max_particles, invert=a.invert, window=not a.no_window,
           datadir=a.datadir, passthrough=a.passthrough, num_workers=a.num_workers,
-          log_every=a.log_every, device=a.device, keep_epochs=a.keep_epochs, log=log)
+          log_every=a.log_every, device=a.device, keep_epochs=a.keep_epochs, threads=a.threads,
+          log=log)
 
 
 def cmd_encode(a):
@@ -160,6 +161,7 @@ def _add_train_parser(sub):
         m.add_argument("--num-workers", type=int, default=0, help="data loading processes")
         m.add_argument("--log-every", type=int, default=100, help="progress line every N batches")
         m.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+        m.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
         m.add_argument("--keep-epochs", action="store_true", help="keep OUT/checkpoints/epoch_NNN.pt")
         _add_config_args(m, cls.Config)
         m.set_defaults(func=cmd_train)
@@ -221,7 +223,7 @@ def build_parser():
 
     p = sub.add_parser("decode", help="maps at latent points with a trained model")
     p.add_argument("--model", required=True, help="training output folder (or checkpoint file)")
-    p.add_argument("--z", action="append", help='a latent point "v1,v2,..." (repeatable)')
+    p.add_argument("--z", action="append", help='a latent point "v1,v2,..." (repeatable; --z=-1,2 when it starts with a minus)')
     p.add_argument("--z-file", help="latent points, one per row (.txt or .npy)")
     p.add_argument("--out", required=True, help="output folder: vol_000.mrc, vol_001.mrc, ...")
     p.add_argument("--box", type=int, help="decode at this (smaller) box")

@@ -76,12 +76,15 @@ def encode_dataset(model, dataset, batch_size=256, device="cpu", num_workers=0):
 
 def train(method, particles, out, epochs, config=None, box=None, seed=0, resume=False,
           max_particles=None, invert=False, window=True, datadir=None, passthrough=None,
-          num_workers=0, log_every=100, device=None, keep_epochs=False, log=print):
+          num_workers=0, log_every=100, device=None, keep_epochs=False, threads=None, log=print):
     """Train ``method`` (a METHODS key) on ``particles`` for ``epochs`` epochs into ``out``.
 
     ``config``: hyper-parameters overriding the method's Config defaults (ignored on resume, where
-    the checkpoint's are used). Returns the trained model.
+    the checkpoint's are used). ``threads``: CPU threads for torch (default: torch's choice; 1
+    is much faster than several on a machine whose cores are busy). Returns the trained model.
     """
+    if threads:
+        torch.set_num_threads(threads)
     os.makedirs(out, exist_ok=True)
     device = _device(device)
     ck_path = os.path.join(out, CHECKPOINT)

@@ -57,19 +57,25 @@ class CryoDRGNConfig(BaseConfig):
 
 
 class ResidualMLP(nn.Module):
-    """Linear(n_in, width) + ReLU, then ``layers - 1`` residual blocks y = x + ReLU(Wx + b),
-    then Linear(width, n_out)."""
+    """Linear(n_in, width) + ReLU, then ``layers - 1`` residual blocks y = ReLU(Wx + b + x)
+    (He et al. 2016), then Linear(width, n_out). With ``n_cond`` > 0 a conditioning vector c (B, n_cond) joins the
+    input of every point of x (B, M, n_in) as if concatenated to it (its product with the first
+    layer's weights is computed once per row, not once per point)."""
 
-    def __init__(self, n_in, width, layers, n_out):
+    def __init__(self, n_in, width, layers, n_out, n_cond=0):
         super().__init__()
         self.first = nn.Linear(n_in, width)
+        self.cond = nn.Linear(n_cond, width, bias=False) if n_cond > 0 else None
         self.hidden = nn.ModuleList(nn.Linear(width, width) for _ in range(layers - 1))
         self.last = nn.Linear(width, n_out)
 
-    def forward(self, x):
-        h = torch.relu(self.first(x))
+    def forward(self, x, cond=None):
+        h = self.first(x)
+        if self.cond is not None:
+            h = h + self.cond(cond)[:, None, :]
+        h = torch.relu(h)
         for layer in self.hidden:
-            h = h + torch.relu(layer(h))
+            h = torch.relu(layer(h) + h)
         return self.last(h)
 
 
@@ -106,7 +112,7 @@ class CryoDRGN(Method):
         super().__init__(config, data_info)
         d = data_info.box
         self.pe = PositionalEncoding(config.pe, d, config.pe_sigma)
-        self.decoder = ResidualMLP(3 * d + config.zdim, config.dec_dim, config.dec_layers, 2)
+        self.decoder = ResidualMLP(3 * d, config.dec_dim, config.dec_layers, 2, n_cond=config.zdim)
         half_idx, mirror_idx, circle_idx, kfrac = _image_lattice(d)
         self.register_buffer("half_idx", half_idx, persistent=False)      # P (origin first)
         self.register_buffer("mirror_idx", mirror_idx, persistent=False)  # -P without the origin
@@ -136,10 +142,7 @@ class CryoDRGN(Method):
     # -- decoder ---------------------------------------------------------------------------------
     def _decode(self, coords, z):
         """(a, b) at (B, M, 3) coordinates for latents z (B, zdim)."""
-        feats = self.pe(coords)
-        if self.zdim > 0:
-            feats = torch.cat([feats, z[:, None, :].expand(-1, coords.shape[1], -1)], dim=-1)
-        out = self.decoder(feats)
+        out = self.decoder(self.pe(coords), z)
         return out[..., 0], out[..., 1]
 
     def _predict(self, rotations, z):

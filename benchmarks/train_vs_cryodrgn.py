@@ -1,0 +1,182 @@
+#!/usr/bin/env python
+"""Heterogeneous training: ours (`flexplugin train cryodrgn`) vs `cryodrgn train_vae` 4.3.1.
+
+    .venv/bin/python benchmarks/train_vs_cryodrgn.py [--n 5000 --box 64 --states 10 --snr 0.1
+        --epochs 20 --zdim 8 --enc-dim 256 --enc-layers 3 --dec-dim 256 --dec-layers 3
+        --lr 1e-4 --batch-size 8 --threads 2 --out benchmarks/out/train]
+
+1. simulates a 1D-motion set (the built-in hinge object in ``--states`` states, CTF, shifts,
+   known poses) with our simulator: OUT/data (particles.star, z_true.npy, labels.npy, gt_volumes);
+2. trains ours and cryodrgn 4.3.1 (an external peer program in its own venv, built by
+   benchmarks/setup_peer.sh; none of its code is part of this project) with the same
+   architecture (residual MLPs, geom_lowf positional encoding, half-lattice decoder), latent
+   size, epochs, batch size, learning rate, seed and CPU threads. cryodrgn gets poses and CTF
+   from `parse_pose_star` / `parse_ctf_star` and its default data inversion (its CTF is the
+   negative of ours, so it sees the protein bright, like ours);
+3. reports for each: images/s (training epochs only, from the logs), |Spearman(PC1 of z, state)|,
+   and the FSC=0.5 resolution of the map decoded at each state's median z against that state's
+   ground-truth map (`cryodrgn eval_vol` for the peer, `flexplugin decode` for ours).
+Writes OUT/results.json.
+"""
+import argparse
+import glob
+import json
+import os
+import pickle
+import re
+import sys
+
+import numpy as np
+from scipy.stats import spearmanr
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
+
+from flexplugin.engine.analysis.fsc import fsc, resolution_at  # noqa: E402
+from flexplugin.engine.io.mrc import read_mrc  # noqa: E402
+from reconstruct_vs_cryodrgn import orientation_check, run, star_labels  # noqa: E402
+
+
+def pc1(z):
+    zc = z - z.mean(0)
+    return zc @ np.linalg.svd(zc, full_matrices=False)[2][0]
+
+
+def median_z(z, labels, k):
+    return np.stack([np.median(z[labels == i], axis=0) for i in range(k)])
+
+
+def arch(a):
+    return ["--zdim", str(a.zdim), "--enc-dim", str(a.enc_dim), "--enc-layers", str(a.enc_layers),
+            "--dec-dim", str(a.dec_dim), "--dec-layers", str(a.dec_layers), "--lr", str(a.lr),
+            "--batch-size", str(a.batch_size)]
+
+
+def run_ours(a, star, env):
+    out = os.path.join(a.out, "ours")
+    py = sys.executable
+    run([py, "-m", "flexplugin.engine.cli", "train", "cryodrgn", "--particles", star, "--out", out,
+         "--epochs", str(a.epochs), "--seed", str(a.seed), "--pe", "geom_lowf", "--threads",
+         str(a.threads), "--log-every", "0"] + arch(a), os.path.join(a.out, "ours_train.log"), env=env)
+    with open(os.path.join(out, "metrics.json")) as f:
+        seconds = sum(m["seconds"] for m in json.load(f)["epochs"])
+    z = np.load(os.path.join(out, "z.npy"))
+
+    def decode(zs, vol_dir):
+        np.savetxt(os.path.join(a.out, "ours_z_states.txt"), zs)
+        run([py, "-m", "flexplugin.engine.cli", "decode", "--model", out, "--z-file",
+             os.path.join(a.out, "ours_z_states.txt"), "--out", vol_dir],
+            os.path.join(a.out, "ours_decode.log"), env=env)
+    return z, seconds, decode
+
+
+def run_peer(a, star, data_dir, env):
+    exe = os.path.join(os.path.abspath(a.peer_venv), "bin", "cryodrgn")
+    run(["bash", os.path.join(HERE, "setup_peer.sh")], os.path.join(a.out, "setup_peer.log"),
+        env=dict(env, PEER_VENV=os.path.abspath(a.peer_venv)))
+    out = os.path.join(a.out, "cryodrgn")
+    os.makedirs(out, exist_ok=True)
+    poses, ctf = os.path.join(out, "poses.pkl"), os.path.join(out, "ctf.pkl")
+    with open(os.path.join(data_dir, "simulation.json")) as f:
+        sim = json.load(f)
+    labels = star_labels(star)
+    ctf_extra = []
+    for label, flag, value in (("_rlnVoltage", "--kv", sim["voltage"]), ("_rlnSphericalAberration", "--cs", sim["cs"]),
+                               ("_rlnAmplitudeContrast", "-w", sim["amp_contrast"]), ("_rlnPhaseShift", "--ps", 0.0)):
+        if label not in labels:
+            ctf_extra += [flag, str(value)]
+    common = ["-D", str(a.box), "--Apix", str(a.apix)]
+    run([exe, "parse_pose_star", star, "-o", poses] + common, os.path.join(out, "parse_pose.log"), env=env)
+    run([exe, "parse_ctf_star", star, "-o", ctf] + common + ctf_extra, os.path.join(out, "parse_ctf.log"), env=env)
+    _, text = run([exe, "train_vae", star, "--poses", poses, "--ctf", ctf, "--datadir", data_dir,
+                   "-o", out, "-n", str(a.epochs), "--seed", str(a.seed), "--shuffle-seed", str(a.seed),
+                   "--pe-type", "geom_lowf", "--domain", "fourier", "--no-analysis",
+                   "--num-workers", "0"] + arch(a), os.path.join(out, "train_vae.log"), env=env)
+    times = re.findall(r"Epoch: \d+ .*Finished in (\d+):(\d+):([\d.]+)", text)
+    seconds = sum(int(h) * 3600 + int(m) * 60 + float(s) for h, m, s in times)
+
+    def latest(stem):
+        """OUT/stem.pkl (the final epoch), else the highest OUT/stem.N.pkl."""
+        final = os.path.join(out, stem + ".pkl")
+        if os.path.exists(final):
+            return final
+        return max(glob.glob(os.path.join(out, stem + ".*.pkl")),
+                   key=lambda p: int(p.rsplit(".", 2)[1]))
+    with open(latest("z"), "rb") as f:
+        z = np.asarray(pickle.load(f))
+    weights = latest("weights")
+
+    def decode(zs, vol_dir):
+        np.savetxt(os.path.join(out, "z_states.txt"), zs)
+        run([exe, "eval_vol", weights, "-c", os.path.join(out, "config.yaml"), "--zfile",
+             os.path.join(out, "z_states.txt"), "--Apix", str(a.apix), "-o", vol_dir],
+            os.path.join(out, "eval_vol.log"), env=env)
+    return z, seconds, decode
+
+
+def evaluate(name, z, seconds, decode, a, data_dir):
+    z_true = np.load(os.path.join(data_dir, "z_true.npy"))
+    labels = np.load(os.path.join(data_dir, "labels.npy"))
+    vol_dir = os.path.join(a.out, name.replace(" ", "_") + "_states")
+    decode(median_z(z, labels, a.states), vol_dir)
+    res, orient = [], None
+    for i, path in enumerate(sorted(glob.glob(os.path.join(vol_dir, "*.mrc")))):
+        vol, _ = read_mrc(path)
+        gt, _ = read_mrc(os.path.join(data_dir, "gt_volumes", "state_%02d.mrc" % i))
+        f, c = fsc(vol, gt)
+        res.append(resolution_at(f, c, 0.5, a.apix))
+        if i == 0:
+            orient = orientation_check(vol, gt)[0]
+    return dict(images_per_s=a.n * a.epochs / seconds, train_seconds=seconds,
+                spearman_pc1=abs(spearmanr(pc1(z), z_true).correlation),
+                fsc05_A_per_state=res, fsc05_A_mean=float(np.mean(res)), orientation_state0=orient)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=5000)
+    ap.add_argument("--box", type=int, default=64)
+    ap.add_argument("--apix", type=float, default=3.0)
+    ap.add_argument("--states", type=int, default=10)
+    ap.add_argument("--snr", type=float, default=0.1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--zdim", type=int, default=8)
+    ap.add_argument("--enc-dim", type=int, default=256)
+    ap.add_argument("--enc-layers", type=int, default=3)
+    ap.add_argument("--dec-dim", type=int, default=256)
+    ap.add_argument("--dec-layers", type=int, default=3)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=2, help="CPU threads for both programs")
+    ap.add_argument("--out", default=os.path.join(HERE, "out", "train"))
+    ap.add_argument("--peer-venv", default=os.path.join(HERE, ".peer", "venv"))
+    a = ap.parse_args(argv)
+    os.makedirs(a.out, exist_ok=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), MKL_NUM_THREADS=str(a.threads))
+    data_dir = os.path.join(a.out, "data")
+    run([sys.executable, "-m", "flexplugin.engine.cli", "simulate", "--out", data_dir, "--n", str(a.n),
+         "--box", str(a.box), "--apix", str(a.apix), "--snr", str(a.snr), "--seed", str(a.seed),
+         "--states", str(a.states)], os.path.join(a.out, "simulate.log"), env=env)
+    star = os.path.join(data_dir, "particles.star")
+    results = {"config": vars(a)}
+    for name, fn in (("ours", lambda: run_ours(a, star, env)),
+                     ("cryodrgn", lambda: run_peer(a, star, data_dir, env))):
+        results[name] = evaluate(name, *fn(), a, data_dir)
+        r = results[name]
+        print("%-9s %8.1f img/s  |Spearman(PC1 z, state)| %.3f  FSC=0.5 vs GT (mean over states) %.2f Å  %s"
+              % (name, r["images_per_s"], r["spearman_pc1"], r["fsc05_A_mean"],
+                 " ".join("%.1f" % x for x in r["fsc05_A_per_state"])), flush=True)
+    ours, peer = results["ours"], results["cryodrgn"]
+    results["ratio_images_per_s_ours_over_cryodrgn"] = ours["images_per_s"] / peer["images_per_s"]
+    print("speed ratio ours/cryodrgn: %.2f; Spearman %.3f vs %.3f; mean FSC=0.5 %.2f vs %.2f Å (lower is better)"
+          % (results["ratio_images_per_s_ours_over_cryodrgn"], ours["spearman_pc1"], peer["spearman_pc1"],
+             ours["fsc05_A_mean"], peer["fsc05_A_mean"]))
+    with open(os.path.join(a.out, "results.json"), "w") as f:
+        json.dump(results, f, indent=1, default=float)
+
+
+if __name__ == "__main__":
+    main()
