@@ -4,7 +4,7 @@ import os
 import shutil
 
 import pyworkflow.protocol.params as params
-from pwem.objects import AtomStruct, SetOfVolumes, Volume
+from pwem.objects import AtomStruct, Volume
 from pwem.protocols import EMProtocol
 
 from flexplugin import Plugin

@@ -2,7 +2,6 @@
 import json
 
 import numpy as np
-import pytest
 
 from conftest import run_cli
 from flexplugin.engine.io import read_mrc, read_particles, ImageSource

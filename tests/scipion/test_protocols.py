@@ -4,7 +4,6 @@ import os
 import shutil
 
 import numpy as np
-import pytest
 from conftest import GT_FSC05_MAX_A, SIM, gt_resolution, launch, new_project, sim_file
 
 from flexplugin.engine.geometry import so3
