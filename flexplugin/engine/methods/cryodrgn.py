@@ -8,7 +8,8 @@ into its centred Hartley transform divided by D: ``Y(k) = (Re F - Im F)(k) / D``
 scaling white noise of real-space variance s^2 has variance ~s^2 per Hartley pixel.
 
 Decoder. A coordinate network V(K, z) -> (a, b), the real and imaginary parts of the volume's
-scaled transform at K in box fractions (|K| < 1/2). K is featurised by a fixed positional
+scaled transform at K in box fractions (|K| < 1/2), evaluated on the half-space K_z <= 0 only
+(the other half by Friedel symmetry, F(-K) = conj F(K)). K is featurised by a fixed positional
 encoding (``pe``): ``geom_ft`` is the paper's equation (angular frequencies D*pi*(2/D)^(i/(D/2-1)),
 i = 0..D/2-1, [CD l.317-320]); ``geom_lowf`` divides them by 2*pi, the paper's option for noisy
 data [CD]; ``gaussian`` uses random frequencies N(0, (pe_sigma * D/2)^2) per output feature. The
@@ -57,8 +58,9 @@ class CryoDRGNConfig(BaseConfig):
 
 
 class ResidualMLP(nn.Module):
-    """Linear(n_in, width) + ReLU, then ``layers - 1`` residual blocks y = ReLU(Wx + b + x)
-    (He et al. 2016), then Linear(width, n_out). With ``n_cond`` > 0 a conditioning vector c (B, n_cond) joins the
+    """Linear(n_in, width) + ReLU, then ``layers`` hidden residual blocks y = ReLU(Wx + b + x)
+    (He et al. 2016), then Linear(width, n_out). "width x layers" counts the hidden blocks, as
+    the paper's "nodes/layer x layers" and cryoDRGN's --enc-layers / --dec-layers do. With ``n_cond`` > 0 a conditioning vector c (B, n_cond) joins the
     input of every point of x (B, M, n_in) as if concatenated to it (its product with the first
     layer's weights is computed once per row, not once per point)."""
 
@@ -66,7 +68,7 @@ class ResidualMLP(nn.Module):
         super().__init__()
         self.first = nn.Linear(n_in, width)
         self.cond = nn.Linear(n_cond, width, bias=False) if n_cond > 0 else None
-        self.hidden = nn.ModuleList(nn.Linear(width, width) for _ in range(layers - 1))
+        self.hidden = nn.ModuleList(nn.Linear(width, width) for _ in range(layers))
         self.last = nn.Linear(width, n_out)
 
     def forward(self, x, cond=None):
@@ -141,9 +143,12 @@ class CryoDRGN(Method):
 
     # -- decoder ---------------------------------------------------------------------------------
     def _decode(self, coords, z):
-        """(a, b) at (B, M, 3) coordinates for latents z (B, zdim)."""
-        out = self.decoder(self.pe(coords), z)
-        return out[..., 0], out[..., 1]
+        """(a, b) = (Re, Im) at (B, M, 3) coordinates for latents z (B, zdim). The network only
+        sees the half-space K_z <= 0: at K_z > 0 it is evaluated at -K and conjugated (Friedel
+        symmetry), so observations at K and -K train the same inputs."""
+        flip = coords[..., 2] > 0
+        out = self.decoder(self.pe(torch.where(flip[..., None], -coords, coords)), z)
+        return out[..., 0], torch.where(flip, -out[..., 1], out[..., 1])
 
     def _predict(self, rotations, z):
         """Hartley values (B, |P| + |-P|) at the pixels half_idx then mirror_idx."""
