@@ -6,8 +6,6 @@ resolved lazily so that the engine environment can import this package without p
 """
 __version__ = "0.1.0"
 
-from .constants import BIBTEX as _bibtex  # noqa: E402,F401  (pyworkflow reads citations here)
-
 
 def __getattr__(name):
     if name == "Plugin":

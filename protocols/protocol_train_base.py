@@ -33,6 +33,7 @@ class ProtFlexTrainBase(ProtFlexEngineBase, ProtFlexBase):
     _label = None
     _method = None          # engine method name (flexplugin train <method>)
     _methodOptions = {}     # form parameter name -> engine option (booleans become flags)
+    _usesMask = False       # the method focuses on a mask given with --mask
     _possibleOutputs = {"outputParticles": "SetOfParticlesFlex", "outputVolume": "VolumeFlex"}
 
     # ------------------------------------------------------------------------- form
@@ -40,9 +41,9 @@ class ProtFlexTrainBase(ProtFlexEngineBase, ProtFlexBase):
         form.addSection(label="Input")
         self._defineGpuParams(form)
         self._defineParticlesParam(form)
-        form.addParam("inputMask", params.PointerParam, pointerClass="VolumeMask", allowsNull=True,
-                      label="Mask (optional)",
-                      help="Restricts the heterogeneity to this region (methods that use a mask).")
+        if self._usesMask:
+            form.addParam("inputMask", params.PointerParam, pointerClass="VolumeMask", allowsNull=True,
+                          label="Mask (optional)", help="Restricts the heterogeneity to this region.")
         form.addParam("boxSize", params.IntParam, default=0, validators=[params.GE(0)],
                       label="Training box (px)",
                       help="Fourier-crop the particles to this even box for training "
@@ -62,10 +63,14 @@ class ProtFlexTrainBase(ProtFlexEngineBase, ProtFlexBase):
         """Hook: a method adds its own parameters (listed in ``_methodOptions``)."""
 
     def _methodArgs(self):
-        """Hook: engine options of the method, by default from ``_methodOptions``."""
+        """Hook: engine options of the method, by default from ``_methodOptions`` (an EnumParam
+        passes the text of its choice)."""
         args = []
         for name, option in self._methodOptions.items():
             value = getattr(self, name).get()
+            param = self.getParam(name)
+            if isinstance(param, params.EnumParam):
+                value = param.choices[value]
             if isinstance(value, bool):
                 args += [option] if value else []
             elif value is not None:
@@ -93,7 +98,7 @@ class ProtFlexTrainBase(ProtFlexEngineBase, ProtFlexBase):
             args += ["--box", self.boxSize.get()]
         if self.batchSize.get():
             args += ["--batch-size", self.batchSize.get()]
-        if self.inputMask.get() is not None:
+        if self._usesMask and self.inputMask.get() is not None:
             args += ["--mask", os.path.abspath(self.inputMask.get().getFileName())]
         if self._isContinued():
             args.append("--resume")

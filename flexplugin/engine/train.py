@@ -14,7 +14,9 @@
   ``consensus.mrc`` (decoded at the mean z, with its voxel size).
 
 Progress: a plain line (flushed, Scipion shows stdout) every ``log_every`` batches and per epoch;
-a tqdm bar only when stdout is a terminal. AMP (float16 autocast + gradient scaling) on CUDA only.
+a tqdm bar only when stdout is a terminal. Mixed precision follows ``Config.precision``
+(:func:`autocast_mode`): float16 autocast + gradient scaling on CUDA, bfloat16 autocast on CPUs
+with AMX, float32 master weights and optimizer state always.
 """
 import json
 import os
@@ -36,6 +38,31 @@ def _device(name):
     if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def cpu_has_amx():
+    """True when the CPU has AMX bfloat16 tiles (Linux: /proc/cpuinfo flags)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return "amx_bf16" in line.split()
+    except OSError:
+        pass
+    return False
+
+
+def autocast_mode(precision, device):
+    """(autocast dtype or None, gradient scaling) for ``Config.precision`` on ``device``."""
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ValueError("precision must be auto, fp32 or bf16 (got %r)" % precision)
+    if precision == "fp32":
+        return None, False
+    if precision == "bf16":
+        return torch.bfloat16, False
+    if device.type == "cuda":
+        return torch.float16, True
+    return (torch.bfloat16 if device.type == "cpu" and cpu_has_amx() else None), False
 
 
 def _save(obj, path):
@@ -117,7 +144,8 @@ def train(method, particles, out, epochs, config=None, box=None, seed=0, resume=
     data = ParticleDataset(table, box=info.box, invert=info.invert, window=info.window, scale=info.scale)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    cast_dtype, scaling = autocast_mode(getattr(cfg, "precision", "auto"), device)
+    scaler = torch.amp.GradScaler("cuda", enabled=scaling)
     if ck is not None:
         opt.load_state_dict(ck["optimizer"])
         scaler.load_state_dict(ck["scaler"])
@@ -128,9 +156,11 @@ def train(method, particles, out, epochs, config=None, box=None, seed=0, resume=
                      zdim=model.zdim, box=info.box, apix=info.apix, particles=info.particles,
                      n_particles=len(table), n_train=len(rows), epochs=epochs, seed=seed),
                 os.path.join(out, "config.json"))
-    log("train: %s, %d of %d particles, box %d (%.3f Å/px), zdim %d, %d epochs, batch %d, lr %g, %s"
-        % (model.name, len(rows), len(table), info.box, info.apix, model.zdim, epochs,
-           cfg.batch_size, cfg.lr, device))
+    log("train: %s, %d of %d particles, box %d (%.3f Å/px), zdim %d, %d epochs, batch %d, lr %g, %s, %s, "
+        "%d threads" % (model.name, len(rows), len(table), info.box, info.apix, model.zdim, epochs,
+                       cfg.batch_size, cfg.lr, device,
+                       "autocast %s" % str(cast_dtype).split(".")[-1] if cast_dtype else "float32",
+                       torch.get_num_threads()))
     tty = sys.stdout.isatty()
     for epoch in range(start + 1, epochs + 1):
         model.train()
@@ -142,7 +172,8 @@ def train(method, particles, out, epochs, config=None, box=None, seed=0, resume=
         sums, seen, t0 = {}, 0, time.time()
         for i, batch in enumerate(batches, 1):
             batch = _to_device(batch, device)
-            with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
+            with torch.autocast(device.type, dtype=cast_dtype or torch.float32,
+                                enabled=cast_dtype is not None):
                 result = model.training_step(batch)
             opt.zero_grad(set_to_none=True)
             scaler.scale(result["loss"]).backward()

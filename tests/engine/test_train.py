@@ -107,3 +107,14 @@ def test_encode_decode_cli(straight, homogeneous_set, tmp_path):
     assert np.allclose(small.numpy(), v, atol=1e-4 * np.abs(v).max())
 
     assert run_cli("decode", "--model", straight, "--z", "1,2,3", "--out", tmp_path / "c") == 2
+
+
+def test_autocast_mode():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert train_mod.autocast_mode("fp32", cpu) == (None, False)
+    assert train_mod.autocast_mode("bf16", cpu) == (torch.bfloat16, False)
+    assert train_mod.autocast_mode("auto", cuda) == (torch.float16, True)
+    assert train_mod.autocast_mode("auto", cpu) == (
+        torch.bfloat16 if train_mod.cpu_has_amx() else None, False)
+    with pytest.raises(ValueError):
+        train_mod.autocast_mode("fp8", cpu)

@@ -29,8 +29,9 @@ def test_project_window_and_forms(sim):
     with open(report) as f:
         result = json.load(f)
     print(result)
-    from flexplugin.protocols import ProtFlexImportCryoSparc, ProtFlexReconstruct, ProtFlexSimulate
-    classes = [ProtFlexSimulate, ProtFlexImportCryoSparc, ProtFlexReconstruct]
+    from flexplugin.protocols import (ProtFlexCryoDrgn, ProtFlexImportCryoSparc, ProtFlexReconstruct,
+                                      ProtFlexSimulate)
+    classes = [ProtFlexSimulate, ProtFlexImportCryoSparc, ProtFlexReconstruct, ProtFlexCryoDrgn]
     assert result["section"] == [c.getClassLabel() for c in classes]
     assert len(result["forms"]) == len(classes)
     for cls, title in zip(classes, result["forms"]):

@@ -39,6 +39,11 @@ class BaseConfig:
     lr: float = 1e-4              # Adam learning rate
     batch_size: int = 8           # images per optimisation step
     weight_decay: float = 0.0     # Adam weight decay
+    # Arithmetic of the training step (not a model hyper-parameter; weights stay float32):
+    # "auto" = float16 autocast + gradient scaling on CUDA, bfloat16 autocast on CPUs with AMX
+    # (measured 1.5-2x faster per image there, accuracy unchanged: benchmarks/RESULTS.md), float32
+    # on other CPUs; "bf16" forces bfloat16 autocast; "fp32" none.
+    precision: str = "auto"
 
     def to_dict(self):
         return dataclasses.asdict(self)

@@ -60,9 +60,16 @@ class CryoDRGNConfig(BaseConfig):
 class ResidualMLP(nn.Module):
     """Linear(n_in, width) + ReLU, then ``layers`` hidden residual blocks y = ReLU(Wx + b + x)
     (He et al. 2016), then Linear(width, n_out). "width x layers" counts the hidden blocks, as
-    the paper's "nodes/layer x layers" and cryoDRGN's --enc-layers / --dec-layers do. With ``n_cond`` > 0 a conditioning vector c (B, n_cond) joins the
-    input of every point of x (B, M, n_in) as if concatenated to it (its product with the first
-    layer's weights is computed once per row, not once per point)."""
+    the paper's "nodes/layer x layers" and cryoDRGN's --enc-layers / --dec-layers do. With
+    ``n_cond`` > 0 a conditioning vector c (B, n_cond) joins the input of every point of x
+    (B, M, n_in) as if concatenated to it (its product with the first layer's weights is computed
+    once per row, not once per point).
+
+    The hidden blocks run as one fused autograd function (:class:`_ResidualStack`): the same maths
+    as ``relu(layer(h) + h)`` per block, with fewer passes over the activations (bias, residual
+    and ReLU in place; the residual gradient folded into the matrix product). Under autocast the
+    activations and weight copies are in the autocast dtype; the parameters and their gradients
+    stay float32."""
 
     def __init__(self, n_in, width, layers, n_out, n_cond=0):
         super().__init__()
@@ -76,9 +83,48 @@ class ResidualMLP(nn.Module):
         if self.cond is not None:
             h = h + self.cond(cond)[:, None, :]
         h = torch.relu(h)
-        for layer in self.hidden:
-            h = torch.relu(layer(h) + h)
+        if len(self.hidden):
+            shape = h.shape
+            wb = [p for layer in self.hidden for p in (layer.weight, layer.bias)]
+            h = _ResidualStack.apply(h.reshape(-1, shape[-1]), *wb).reshape(shape)
         return self.last(h)
+
+
+class _ResidualStack(torch.autograd.Function):
+    """h -> relu(h W_1^T + b_1 + h) -> ... for (N, width) activations h (their dtype is the
+    compute dtype); arguments after h: W_1, b_1, W_2, b_2, ..."""
+
+    @staticmethod
+    def forward(ctx, h, *wb):
+        dtype = h.dtype
+        ws = [w.to(dtype) for w in wb[0::2]]
+        outs = [h]
+        with torch.autocast(h.device.type, enabled=False):
+            for w, b in zip(ws, wb[1::2]):
+                o = torch.addmm(b.to(dtype), h, w.t())
+                o += h
+                h = o.relu_()
+                outs.append(h)
+        ctx.save_for_backward(*outs, *ws)
+        ctx.n = len(ws)
+        ctx.dtypes = [p.dtype for p in wb]
+        return h
+
+    @staticmethod
+    def backward(ctx, g):
+        n = ctx.n
+        saved = ctx.saved_tensors
+        outs, ws = saved[:n + 1], saved[n + 1:]
+        grads = [None] * (2 * n)
+        with torch.autocast(g.device.type, enabled=False):
+            g = g.to(outs[0].dtype)
+            for i in reversed(range(n)):
+                g = torch.ops.aten.threshold_backward(g, outs[i + 1], 0)
+                grads[2 * i] = (g.t() @ outs[i]).to(ctx.dtypes[2 * i])
+                grads[2 * i + 1] = g.sum(0).to(ctx.dtypes[2 * i + 1])  # fp32 accumulation inside
+                if i > 0 or ctx.needs_input_grad[0]:
+                    g = torch.addmm(g, g, ws[i])          # residual + linear paths
+        return (g if ctx.needs_input_grad[0] else None, *grads)
 
 
 class PositionalEncoding(nn.Module):
@@ -101,8 +147,16 @@ class PositionalEncoding(nn.Module):
         self.register_buffer("freqs", freqs)
 
     def forward(self, coords):
-        phase = coords @ self.freqs
-        return torch.cat([torch.sin(phase), torch.cos(phase)], dim=-1)
+        # Always float32 (also under autocast): phases reach ~D/2 radians, which bfloat16 would
+        # round by up to ~0.1 rad.
+        with torch.autocast(coords.device.type, enabled=False):
+            # [sin(phase), cos(phase)] as one sin of [phase, phase + pi/2] (no concatenation).
+            freqs = torch.cat([self.freqs, self.freqs], dim=1)
+            offset = torch.cat([torch.zeros_like(self.freqs[0]),
+                                torch.full_like(self.freqs[0], math.pi / 2)])
+            x = coords.float()
+            phase = torch.addmm(offset, x.reshape(-1, 3), freqs).reshape(x.shape[:-1] + (-1,))
+            return phase.sin_()
 
 
 class CryoDRGN(Method):
@@ -120,6 +174,9 @@ class CryoDRGN(Method):
         self.register_buffer("mirror_idx", mirror_idx, persistent=False)  # -P without the origin
         self.register_buffer("circle_idx", circle_idx, persistent=False)  # encoder input pixels
         self.register_buffer("half_k", kfrac, persistent=False)           # (|P|, 2) xy fractions
+        # Loss pixels: the circle without the DC pixel (spec A1 "excluding the DC pixel"; cryoDRGN
+        # does the same): the image mean carries no structure after windowing/normalisation.
+        self.register_buffer("loss_idx", torch.cat([half_idx[1:], mirror_idx]), persistent=False)
         self.encoder = (ResidualMLP(len(circle_idx), config.enc_dim, config.enc_layers,
                                     2 * config.zdim) if config.zdim > 0 else None)
         self.beta = (config.beta if config.beta is not None
@@ -138,7 +195,7 @@ class CryoDRGN(Method):
 
     def _posterior(self, y, ctf):
         x = y if ctf is None else y * torch.sign(ctf)
-        out = self.encoder(x[:, self.circle_idx])
+        out = self.encoder(x[:, self.circle_idx]).float()
         return out[:, :self.zdim], out[:, self.zdim:]
 
     # -- decoder ---------------------------------------------------------------------------------
@@ -147,12 +204,13 @@ class CryoDRGN(Method):
         sees the half-space K_z <= 0: at K_z > 0 it is evaluated at -K and conjugated (Friedel
         symmetry), so observations at K and -K train the same inputs."""
         flip = coords[..., 2] > 0
-        out = self.decoder(self.pe(torch.where(flip[..., None], -coords, coords)), z)
+        out = self.decoder(self.pe(torch.where(flip[..., None], -coords, coords)), z).float()
         return out[..., 0], torch.where(flip, -out[..., 1], out[..., 1])
 
     def _predict(self, rotations, z):
         """Hartley values (B, |P| + |-P|) at the pixels half_idx then mirror_idx."""
-        coords = torch.einsum("mi,bij->bmj", self.half_k, rotations[:, :2, :])
+        with torch.autocast(rotations.device.type, enabled=False):
+            coords = torch.einsum("mi,bij->bmj", self.half_k, rotations[:, :2, :].float())
         a, b = self._decode(coords, z)
         return torch.cat([a - b, (a + b)[:, 1:]], dim=1)
 
@@ -166,8 +224,8 @@ class CryoDRGN(Method):
             kl = (-0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1)).mean()
         else:
             z, kl = torch.zeros(n, 0, device=y.device), torch.zeros((), device=y.device)
-        pred = self._predict(batch["rotations"], z)
-        pix = torch.cat([self.half_idx, self.mirror_idx])
+        pred = self._predict(batch["rotations"], z)[:, 1:]   # without the DC pixel
+        pix = self.loss_idx
         if ctf is not None:
             pred = pred * ctf[:, pix]
         mse = ((pred - y[:, pix]) ** 2).mean()
