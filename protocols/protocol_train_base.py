@@ -80,8 +80,10 @@ class ProtFlexTrainBase(ProtFlexEngineBase, ProtFlexBase):
     # ------------------------------------------------------------------------- steps
     def _insertAllSteps(self):
         self._insertFunctionStep(self.convertInputStep, needsGPU=False)
-        self._insertFunctionStep(self.trainStep, needsGPU=True)
-        self._insertFunctionStep(self.createOutputStep, needsGPU=False)
+        # The epoch count is the step's argument: "Continue" with more epochs trains on from the
+        # last checkpoint (an interrupted step also re-runs, with --resume).
+        self._insertFunctionStep(self.trainStep, self.numEpochs.get(), needsGPU=True)
+        self._insertFunctionStep(self.createOutputStep, self.numEpochs.get(), needsGPU=False)
 
     def _outDir(self, *paths):
         return self._getExtraPath("train", *paths)
@@ -104,13 +106,13 @@ class ProtFlexTrainBase(ProtFlexEngineBase, ProtFlexBase):
             args.append("--resume")
         return args + self._methodArgs()
 
-    def trainStep(self):
+    def trainStep(self, epochs):
         self._runEngine("train", self._trainArgs())
 
     def _trainingBox(self):
         return self.boxSize.get() or self.inputParticles.get().getXDim()
 
-    def createOutputStep(self):
+    def createOutputStep(self, epochs):
         inputSet = self.inputParticles.get()
         poses = loadPoses(self._outDir())
         flexSet = fillFlexParticles(self._createSetOfParticlesFlex(progName=self._method), inputSet,

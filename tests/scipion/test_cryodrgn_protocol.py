@@ -1,5 +1,6 @@
 """simulate (1D motion) -> ProtFlexCryoDrgn in a real project: latent vectors on the particles and a
 consensus VolumeFlex, checked against the simulation's ground truth."""
+import json
 import os
 
 import numpy as np
@@ -36,3 +37,18 @@ def test_simulate_then_cryodrgn():
     assert corr > 0.8
     assert train.summary() and train.methods()
     assert any("Zhong" in c and "10.1038/s41592-020-01049-4" in c for c in train.citations())
+
+    # "Continue" with more epochs trains on from the last checkpoint.
+    from pyworkflow.protocol.constants import MODE_RESUME
+    train.numEpochs.set(13)
+    train.runMode.set(MODE_RESUME)
+    project.launchProtocol(train, wait=True)
+    assert train.isFinished(), train.getStatus()
+    extra = os.path.join(train.getWorkingDir(), "extra", "train")
+    with open(os.path.join(extra, "metrics.json")) as f:
+        assert len(json.load(f)["epochs"]) == 13
+    log = open(train.getLogPaths()[0], errors="replace").read()
+    assert "resuming cryodrgn from epoch 12" in log
+    train = project.getProtocol(train.getObjId())     # reload the re-registered outputs
+    z2 = np.array([p.getZFlex() for p in train.outputParticles.iterItems(orderBy="id")], dtype=float).reshape(-1)
+    assert np.allclose(z2, np.load(os.path.join(extra, "z.npy")).reshape(-1), atol=1e-5)

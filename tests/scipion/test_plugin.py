@@ -126,7 +126,7 @@ def test_train_base_command_and_outputs(sim):
     np.save(prot._outDir("rotations.npy"), rotations)
     np.save(prot._outDir("shifts_A.npy"), shifts)
     write_mrc(prot._outDir("consensus.mrc"), np.zeros((16, 16, 16), np.float32), 6.0)
-    prot.createOutputStep()
+    prot.createOutputStep(prot.numEpochs.get())
 
     flex = prot.outputParticles
     assert flex.getSize() == n and flex.hasCTF() and flex.hasAlignmentProj()
