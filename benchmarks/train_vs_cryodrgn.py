@@ -18,13 +18,14 @@
    ground-truth map (`cryodrgn eval_vol` for the peer, `flexplugin decode` for ours).
 Writes OUT/results.json.
 
-Measured on 2 shared CPU cores, 1 thread each, at a reduced size (--n 2000 --box 32 --states 10
---snr 0.1 --epochs 10 --zdim 8 --enc-dim 128 --dec-dim 128, 3 hidden layers each, lr 1e-4,
-batch 8): ours 243 img/s, cryodrgn 247 img/s (ratio 0.98; cryodrgn measured 214 img/s in an
-earlier run of the same command, the machine's load varies); |Spearman(PC1 z, state)| 0.03
-(ours) vs 0.13 (cryodrgn): 10 epochs of 2000 images at SNR 0.1 is too little for either to find
-the motion; FSC=0.5 of the state maps vs ground truth 8.1 Å (ours) vs 7.7 Å (cryodrgn), Nyquist
-6 Å.
+Measured (benchmarks/RESULTS.md, "Heterogeneous training ... D=64"): --n 3000 --box 64 --states 10
+--snr 0.1 --epochs 8 --zdim 8, 128x3 encoder/decoder, lr 1e-4, batch 8, 1 thread each on a shared
+2-core AMX CPU: ours 97.0 img/s vs cryodrgn 42.7 (ratio 2.27); |Spearman(PC1 z, state)| 0.895 vs
+0.911; mean FSC=0.5 of the state maps vs ground truth 13.57 vs 13.21 Å (ours still behind).
+An earlier reduced run (--n 2000 --box 32 --epochs 10, 128x3, before the speed work): 243 vs 247
+img/s, FSC=0.5 8.1 vs 7.7 Å.
+``--reuse-peer`` takes cryodrgn's results from OUT/results.json of an earlier run with the same
+settings (the peer is the slow half).
 """
 import argparse
 import glob
@@ -161,6 +162,9 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2, help="CPU threads for both programs")
     ap.add_argument("--out", default=os.path.join(HERE, "out", "train"))
     ap.add_argument("--peer-venv", default=os.path.join(HERE, ".peer", "venv"))
+    ap.add_argument("--reuse-peer", action="store_true",
+                    help="take cryodrgn's results from OUT/results.json of an earlier run of the same "
+                         "command (same data and settings) instead of training it again")
     a = ap.parse_args(argv)
     os.makedirs(a.out, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), MKL_NUM_THREADS=str(a.threads))
@@ -170,9 +174,20 @@ def main(argv=None):
          "--states", str(a.states)], os.path.join(a.out, "simulate.log"), env=env)
     star = os.path.join(data_dir, "particles.star")
     results = {"config": vars(a)}
+    earlier = os.path.join(a.out, "results.json")
+    if a.reuse_peer:
+        with open(earlier) as f:
+            old = json.load(f)
+        same = {k: v for k, v in old["config"].items() if k not in ("reuse_peer",)}
+        if same != {k: v for k, v in vars(a).items() if k in same}:
+            raise SystemExit("--reuse-peer: %s was made with other settings" % earlier)
+        results["cryodrgn_reused_from"] = old.get("cryodrgn_reused_from", old.get("date", earlier))
     for name, fn in (("ours", lambda: run_ours(a, star, env)),
                      ("cryodrgn", lambda: run_peer(a, star, data_dir, env))):
-        results[name] = evaluate(name, *fn(), a, data_dir)
+        if name == "cryodrgn" and a.reuse_peer:
+            results[name] = old["cryodrgn"]
+        else:
+            results[name] = evaluate(name, *fn(), a, data_dir)
         r = results[name]
         print("%-9s %8.1f img/s  |Spearman(PC1 z, state)| %.3f  FSC=0.5 vs GT (mean over states) %.2f Å  %s"
               % (name, r["images_per_s"], r["spearman_pc1"], r["fsc05_A_mean"],

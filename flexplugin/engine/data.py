@@ -7,7 +7,7 @@ batch costs its own images. Each batch is prepared as the methods expect it
 - contrast inverted when ``invert`` (stacks with dark protein);
 - Fourier-cropped to ``box`` (the pixel size grows by ``table.box / box``);
 - multiplied by a soft circular window (1 inside 0.85, 0 at 0.99 of the half box) when ``window``;
-- divided by ``scale`` (the images' standard deviation, :meth:`estimate_scale`);
+- divided by ``scale`` (the unwindowed images' standard deviation, :meth:`estimate_scale`);
 - ``rotations`` (RELION matrices), ``shifts_px`` (RELION origin in pixels of ``box``),
   ``ctf`` (columns ``io.table.CTF_FIELDS``), ``index`` (table rows).
 
@@ -62,11 +62,21 @@ class ParticleDataset(torch.utils.data.Dataset):
             batch["ctf"] = torch.as_tensor(t.ctf[rows], dtype=torch.float32)
         return batch
 
-    def estimate_scale(self, n=1000, seed=0):
-        """Standard deviation of the prepared images over a random sample of up to ``n``."""
+    def estimate_scale(self, n=1000, seed=0, windowed=False):
+        """Standard deviation of the images over a random sample of up to ``n``: Fourier-cropped
+        and inverted as prepared, but *before* the window unless ``windowed``. Like cryoDRGN,
+        which divides its (windowed) training images by the std of the unwindowed images' Hartley
+        transforms (by Parseval the same number as the real-space std up to a constant); the
+        windowed images then have a variance of ~0.65, which weighs the KL term ~1.5x more
+        against the MSE than unit variance (measured: benchmarks/RESULTS.md)."""
         rng = np.random.default_rng(seed)
         rows = np.sort(rng.choice(len(self), min(n, len(self)), replace=False))
-        return float(torch.cat([self.images(rows[a:a + 256]) for a in range(0, len(rows), 256)]).std())
+        window, self.window = self.window, (self.window if windowed else None)
+        try:
+            return float(torch.cat([self.images(rows[a:a + 256])
+                                    for a in range(0, len(rows), 256)]).std())
+        finally:
+            self.window = window
 
 
 class RowBatches(torch.utils.data.Sampler):

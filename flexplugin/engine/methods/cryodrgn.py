@@ -27,6 +27,18 @@ circle, flattened, through a residual ReLU MLP giving the mean and log-variance 
 Loss = MSE + beta * KL / N_pixels, one reparameterised sample; beta defaults to 1 / zdim (spec
 A3). ``zdim = 0`` is the homogeneous deep coordinate network (no encoder, no KL).
 
+Choices checked against cryoDRGN 4.3.1 (run as a peer by benchmarks/train_vs_cryodrgn.py; see
+benchmarks/RESULTS.md): the loss excludes the DC pixel (spec A1; cryoDRGN's ``ignore_DC``); images
+are divided by the std of the *unwindowed* images (cryoDRGN's HT normalisation, ``data.py``);
+the z weights of the decoder's first layer are initialised as part of one Linear over the
+concatenated [pe(K), z] input (as cryoDRGN's concatenation does; initialising them as a separate
+Linear(zdim, width) gave z ~5x larger initial weights and measurably slower training).
+
+Speed (CPU). The hidden residual blocks of both MLPs run as one fused autograd function; the
+positional encoding is one ``sin`` of [phase, phase + pi/2] in float32; the training loop runs
+the step under bfloat16 autocast on CPUs with AMX (``Config.precision``), with float32 weights,
+positional encoding, slice coordinates, outputs and loss.
+
 Volumes. ``decode_volume`` evaluates the decoder on the half of the 3D lattice inside the sphere
 of radius D/2 (the other half by symmetry), and inverts the Hartley transform: the map has the
 scale of ``reconstruct.py`` (images were divided by ``data_info.scale``; it is multiplied back).
@@ -75,6 +87,14 @@ class ResidualMLP(nn.Module):
         super().__init__()
         self.first = nn.Linear(n_in, width)
         self.cond = nn.Linear(n_cond, width, bias=False) if n_cond > 0 else None
+        if n_cond > 0:
+            # Initialise as the one Linear(n_in + n_cond, width) it stands for (PyTorch's default
+            # bound 1/sqrt(fan_in) over the concatenated input), not as two separate layers
+            # (whose z weights would start ~sqrt(n_in / n_cond) times larger).
+            bound = 1.0 / math.sqrt(n_in + n_cond)
+            with torch.no_grad():
+                for p in (self.first.weight, self.first.bias, self.cond.weight):
+                    p.uniform_(-bound, bound)
         self.hidden = nn.ModuleList(nn.Linear(width, width) for _ in range(layers))
         self.last = nn.Linear(width, n_out)
 
