@@ -94,13 +94,15 @@ def run_ours(args, star, py, sub="ours", extra=()):
     return dict(map=os.path.join(out_dir, "map.mrc"), seconds=dt, commands=[cmd])
 
 
-def run_cryodrgn(args, star, data_dir):
-    peer_venv = os.path.abspath(args.peer_venv)
-    env = dict(os.environ, PEER_VENV=peer_venv)
-    run(["bash", os.path.join(HERE, "setup_peer.sh")], os.path.join(args.out, "setup_peer.log"), env=env)
-    exe = os.path.join(peer_venv, "bin", "cryodrgn")
-    out_dir = os.path.join(args.out, "cryodrgn")
+def prepare_peer(peer_venv, out_dir, star, data_dir, box, apix, env=None):
+    """Build the peer venv (setup_peer.sh) and convert the star's poses and CTF for cryodrgn.
+
+    Returns (cryodrgn executable, poses.pkl, ctf.pkl, seconds, commands)."""
+    peer_venv = os.path.abspath(peer_venv)
+    env = dict(env or os.environ, PEER_VENV=peer_venv)
     os.makedirs(out_dir, exist_ok=True)
+    run(["bash", os.path.join(HERE, "setup_peer.sh")], os.path.join(out_dir, "setup_peer.log"), env=env)
+    exe = os.path.join(peer_venv, "bin", "cryodrgn")
     poses, ctf = os.path.join(out_dir, "poses.pkl"), os.path.join(out_dir, "ctf.pkl")
     # Optics values cryodrgn would otherwise miss are passed from the simulation's record.
     with open(os.path.join(data_dir, "simulation.json")) as f:
@@ -113,24 +115,23 @@ def run_cryodrgn(args, star, data_dir):
                                ("_rlnPhaseShift", "--ps", 0.0)):
         if label not in labels:
             ctf_extra += [flag, str(value)]
-    cmds = [
-        [exe, "parse_pose_star", star, "-o", poses, "-D", str(args.box), "--Apix", str(args.apix)],
-        [exe, "parse_ctf_star", star, "-o", ctf, "-D", str(args.box), "--Apix", str(args.apix)]
-        + ctf_extra,
-        [exe, "backproject_voxel", star, "--poses", poses, "--ctf", ctf, "--datadir", data_dir,
-         "-o", out_dir],
-    ]
-    total, bp_seconds, bp_internal = 0.0, None, None
-    for cmd, name in zip(cmds, ("parse_pose_star", "parse_ctf_star", "backproject_voxel")):
-        dt, text = run(cmd, os.path.join(out_dir, name + ".log"), env=env)
-        total += dt
-        if name == "backproject_voxel":
-            bp_seconds = dt
-            m = re.search(r"Backprojected [\d,]+ images in ([\d.]+)s", text)
-            bp_internal = float(m.group(1)) if m else None
-    return dict(map=os.path.join(out_dir, "backproject.mrc"), seconds=total,
-                backproject_seconds=bp_seconds, backproject_internal_seconds=bp_internal,
-                commands=cmds)
+    common = ["-D", str(box), "--Apix", str(apix)]
+    cmds = [[exe, "parse_pose_star", star, "-o", poses] + common,
+            [exe, "parse_ctf_star", star, "-o", ctf] + common + ctf_extra]
+    seconds = sum(run(cmd, os.path.join(out_dir, cmd[1] + ".log"), env=env)[0] for cmd in cmds)
+    return exe, poses, ctf, seconds, cmds
+
+
+def run_cryodrgn(args, star, data_dir):
+    out_dir = os.path.join(args.out, "cryodrgn")
+    exe, poses, ctf, total, cmds = prepare_peer(args.peer_venv, out_dir, star, data_dir, args.box, args.apix)
+    cmd = [exe, "backproject_voxel", star, "--poses", poses, "--ctf", ctf, "--datadir", data_dir,
+           "-o", out_dir]
+    bp_seconds, text = run(cmd, os.path.join(out_dir, "backproject_voxel.log"))
+    m = re.search(r"Backprojected [\d,]+ images in ([\d.]+)s", text)
+    return dict(map=os.path.join(out_dir, "backproject.mrc"), seconds=total + bp_seconds,
+                backproject_seconds=bp_seconds, backproject_internal_seconds=float(m.group(1)) if m else None,
+                commands=cmds + [cmd])
 
 
 def _flip_centered(v, axis):

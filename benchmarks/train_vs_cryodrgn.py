@@ -45,7 +45,7 @@ sys.path.insert(0, HERE)
 
 from flexplugin.engine.analysis.fsc import fsc, resolution_at  # noqa: E402
 from flexplugin.engine.io.mrc import read_mrc  # noqa: E402
-from reconstruct_vs_cryodrgn import orientation_check, run, star_labels  # noqa: E402
+from reconstruct_vs_cryodrgn import orientation_check, prepare_peer, run  # noqa: E402
 
 
 def pc1(z):
@@ -82,23 +82,8 @@ def run_ours(a, star, env):
 
 
 def run_peer(a, star, data_dir, env):
-    exe = os.path.join(os.path.abspath(a.peer_venv), "bin", "cryodrgn")
-    run(["bash", os.path.join(HERE, "setup_peer.sh")], os.path.join(a.out, "setup_peer.log"),
-        env=dict(env, PEER_VENV=os.path.abspath(a.peer_venv)))
     out = os.path.join(a.out, "cryodrgn")
-    os.makedirs(out, exist_ok=True)
-    poses, ctf = os.path.join(out, "poses.pkl"), os.path.join(out, "ctf.pkl")
-    with open(os.path.join(data_dir, "simulation.json")) as f:
-        sim = json.load(f)
-    labels = star_labels(star)
-    ctf_extra = []
-    for label, flag, value in (("_rlnVoltage", "--kv", sim["voltage"]), ("_rlnSphericalAberration", "--cs", sim["cs"]),
-                               ("_rlnAmplitudeContrast", "-w", sim["amp_contrast"]), ("_rlnPhaseShift", "--ps", 0.0)):
-        if label not in labels:
-            ctf_extra += [flag, str(value)]
-    common = ["-D", str(a.box), "--Apix", str(a.apix)]
-    run([exe, "parse_pose_star", star, "-o", poses] + common, os.path.join(out, "parse_pose.log"), env=env)
-    run([exe, "parse_ctf_star", star, "-o", ctf] + common + ctf_extra, os.path.join(out, "parse_ctf.log"), env=env)
+    exe, poses, ctf, _, _ = prepare_peer(a.peer_venv, out, star, data_dir, a.box, a.apix, env)
     _, text = run([exe, "train_vae", star, "--poses", poses, "--ctf", ctf, "--datadir", data_dir,
                    "-o", out, "-n", str(a.epochs), "--seed", str(a.seed), "--shuffle-seed", str(a.seed),
                    "--pe-type", "geom_lowf", "--domain", "fourier", "--no-analysis",
