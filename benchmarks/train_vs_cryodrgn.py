@@ -167,12 +167,11 @@ def main(argv=None):
         if same != {k: v for k, v in vars(a).items() if k in same}:
             raise SystemExit("--reuse-peer: %s was made with other settings" % earlier)
         results["cryodrgn_reused_from"] = old.get("cryodrgn_reused_from", old.get("date", earlier))
-    for name, fn in (("ours", lambda: run_ours(a, star, env)),
-                     ("cryodrgn", lambda: run_peer(a, star, data_dir, env))):
-        if name == "cryodrgn" and a.reuse_peer:
-            results[name] = old["cryodrgn"]
-        else:
-            results[name] = evaluate(name, *fn(), a, data_dir)
+    # (result key, how to run it, results of an earlier run to take instead)
+    runs = (("ours", lambda: run_ours(a, star, env), None),
+            ("cryodrgn", lambda: run_peer(a, star, data_dir, env), old["cryodrgn"] if a.reuse_peer else None))
+    for name, fn, reused in runs:
+        results[name] = reused if reused is not None else evaluate(name, *fn(), a, data_dir)
         r = results[name]
         print("%-9s %8.1f img/s  |Spearman(PC1 z, state)| %.3f  FSC=0.5 vs GT (mean over states) %.2f Å  %s"
               % (name, r["images_per_s"], r["spearman_pc1"], r["fsc05_A_mean"],
