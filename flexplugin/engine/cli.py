@@ -20,6 +20,13 @@ import time
 from .errors import InputError
 
 
+INPUT_HELP = {
+    "mask": "soft mask .mrc (particles' box and pixel size): where the method looks for change",
+    "reference": "reference map .mrc (particles' box and pixel size)",
+    "atomic_model": "atomic model (PDB or mmCIF) fitted into the particles' consensus map",
+}
+
+
 def log(msg):
     print(msg, flush=True)
 
@@ -79,6 +86,7 @@ def _model_path(path):
 
 def cmd_train(a):
     import dataclasses
+    from .inputs import INPUTS
     from .methods import METHODS
     from .train import train
     fields = [f.name for f in dataclasses.fields(METHODS[a.method].Config)]
@@ -87,7 +95,7 @@ def cmd_train(a):
           resume=a.resume, max_particles=a.max_particles, invert=a.invert, window=not a.no_window,
           datadir=a.datadir, passthrough=a.passthrough, num_workers=a.num_workers,
           log_every=a.log_every, device=a.device, keep_epochs=a.keep_epochs, threads=a.threads,
-          log=log)
+          log=log, **{k: getattr(a, k, None) for k in INPUTS})
 
 
 def cmd_encode(a):
@@ -145,6 +153,7 @@ def _add_config_args(p, config_cls):
 
 
 def _add_train_parser(sub):
+    from .inputs import INPUTS
     from .methods import METHODS
     p = sub.add_parser("train", help="train a method on a particle set with poses")
     methods = p.add_subparsers(dest="method", required=True)
@@ -163,6 +172,10 @@ def _add_train_parser(sub):
         m.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
         m.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
         m.add_argument("--keep-epochs", action="store_true", help="keep OUT/checkpoints/epoch_NNN.pt")
+        for key in INPUTS:
+            if key in cls.uses or key in cls.requires:
+                m.add_argument("--" + key.replace("_", "-"), required=key in cls.requires,
+                               help=INPUT_HELP[key])
         _add_config_args(m, cls.Config)
         m.set_defaults(func=cmd_train)
 

@@ -8,7 +8,8 @@ batch costs its own images. Each batch is prepared as the methods expect it
 - Fourier-cropped to ``box`` (the pixel size grows by ``table.box / box``);
 - multiplied by a soft circular window (1 inside 0.85, 0 at 0.99 of the half box) when ``window``;
 - divided by ``scale`` (the unwindowed images' standard deviation, :meth:`estimate_scale`);
-- ``rotations`` (RELION matrices), ``shifts_px`` (RELION origin in pixels of ``box``),
+- ``rotations`` (RELION matrices; identity when the particles have none and the method allows
+  it), ``shifts_px`` (RELION origin in pixels of ``box``),
   ``ctf`` (columns ``io.table.CTF_FIELDS``), ``index`` (table rows).
 
 Indexing with a list of rows returns a whole batch; use :func:`loader` (a DataLoader with
@@ -23,9 +24,9 @@ from .io.mrc import ImageSource
 
 
 class ParticleDataset(torch.utils.data.Dataset):
-    def __init__(self, table, box=None, invert=False, window=True, scale=1.0):
-        if table.rotations is None:
-            raise ValueError("%s: the particles have no poses (angles); training needs them"
+    def __init__(self, table, box=None, invert=False, window=True, scale=1.0, needs_poses=True):
+        if table.rotations is None and needs_poses:
+            raise ValueError("%s: the particles have no poses (angles); this method needs them"
                              % (table.source or "particles"))
         self.table = table
         self.source = ImageSource(table)
@@ -53,7 +54,8 @@ class ParticleDataset(torch.utils.data.Dataset):
         t = self.table
         batch = {
             "images": self.images(rows) / self.scale,
-            "rotations": torch.as_tensor(t.rotations[rows], dtype=torch.float32),
+            "rotations": (torch.as_tensor(t.rotations[rows], dtype=torch.float32)
+                          if t.rotations is not None else torch.eye(3).expand(len(rows), 3, 3).clone()),
             "shifts_px": torch.as_tensor(t.shifts_A[rows] / self.apix if t.shifts_A is not None
                                          else np.zeros((len(rows), 2)), dtype=torch.float32),
             "index": torch.as_tensor(rows),

@@ -28,6 +28,7 @@ import torch
 
 from .data import ParticleDataset, loader
 from .io import read_particles, write_mrc
+from .inputs import load_inputs
 from .io.mrc import atomic_path
 from .methods import METHODS, DataInfo, load_method
 
@@ -94,7 +95,7 @@ def dataset_for(model, particles, datadir=None, passthrough=None):
     info = model.data_info
     table = read_particles(particles, datadir=datadir, passthrough=passthrough)
     return ParticleDataset(table, box=info.box, invert=info.invert, window=info.window,
-                           scale=info.scale)
+                           scale=info.scale, needs_poses=model.needs_poses)
 
 
 def encode_dataset(model, dataset, batch_size=256, device="cpu", num_workers=0):
@@ -113,11 +114,13 @@ def encode_dataset(model, dataset, batch_size=256, device="cpu", num_workers=0):
 
 def train(method, particles, out, epochs, config=None, box=None, seed=0, resume=False,
           max_particles=None, invert=False, window=True, datadir=None, passthrough=None,
-          num_workers=0, log_every=100, device=None, keep_epochs=False, threads=None, log=print):
+          num_workers=0, log_every=100, device=None, keep_epochs=False, threads=None, log=print,
+          mask=None, reference=None, atomic_model=None):
     """Train ``method`` (a METHODS key) on ``particles`` for ``epochs`` epochs into ``out``.
 
     ``config``: hyper-parameters overriding the method's Config defaults (ignored on resume, where
-    the checkpoint's are used). ``threads``: CPU threads for torch (default: torch's choice; 1
+    the checkpoint's are used). ``mask`` / ``reference`` / ``atomic_model``: files of the optional
+    inputs the method takes (:mod:`flexplugin.engine.inputs`). ``threads``: CPU threads for torch (default: torch's choice; 1
     is much faster than several on a machine whose cores are busy). Returns the trained model.
     """
     if threads:
@@ -141,17 +144,21 @@ def train(method, particles, out, epochs, config=None, box=None, seed=0, resume=
         rows = np.arange(len(table))
         if max_particles and max_particles < len(table):
             rows = np.sort(np.random.default_rng(seed).choice(len(table), max_particles, replace=False))
-        data = ParticleDataset(table, box=box, invert=invert, window=window)
+        data = ParticleDataset(table, box=box, invert=invert, window=window,
+                               needs_poses=cls.needs_poses)
+        inputs, paths = load_inputs(cls, table, data.box, mask=mask, reference=reference,
+                                    atomic_model=atomic_model)
         scale = data.estimate_scale(seed=seed)
         info = DataInfo(box=data.box, apix=data.apix, scale=scale, invert=invert, window=window,
-                        particles=os.path.abspath(str(particles)))
+                        particles=os.path.abspath(str(particles)), **paths)
         torch.manual_seed(seed)
         gen.manual_seed(seed)
-        model = cls(cfg, info)
+        model = cls(cfg, info, inputs)
         ck, start, history = None, 0, []
     model.to(device)
     cfg, info = model.config, model.data_info
-    data = ParticleDataset(table, box=info.box, invert=info.invert, window=info.window, scale=info.scale)
+    data = ParticleDataset(table, box=info.box, invert=info.invert, window=info.window,
+                           scale=info.scale, needs_poses=model.needs_poses)
     opt = _adam(model, cfg)
     amp = device.type == "cuda"
     cast_dtype, scaling = autocast_mode(getattr(cfg, "precision", "auto"), device)

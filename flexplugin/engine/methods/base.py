@@ -8,8 +8,13 @@ A method is a ``torch.nn.Module`` subclass of :class:`Method` with
   hold plain JSON types (int, float, str, bool, None), so a config round-trips through
   ``config.json`` and ``torch.load(weights_only=True)``; the command line builds one option per
   field (``enc_layers`` -> ``--enc-layers``);
-- ``__init__(config, data_info)``: :class:`DataInfo` says what the images are (box, pixel size
-  after downsampling, scale) and gives the optional mask / reference map / atomic model paths;
+- ``__init__(config, data_info, inputs=None)``: :class:`DataInfo` says what the images are (box,
+  pixel size after downsampling, scale); ``inputs`` holds the optional mask / reference map /
+  atomic model as tensors (:mod:`flexplugin.engine.inputs`), kept in ``self.inputs`` and saved
+  in the checkpoint;
+- ``uses`` / ``requires``: which of ``inputs.INPUTS`` the method takes / cannot do without;
+- ``needs_poses``: False for methods that estimate poses themselves (their batches then carry
+  identity rotations and zero shifts when the particles have no angles);
 - ``training_step(batch) -> dict``: ``{"loss": scalar tensor, <name>: float, ...}``; the loop
   calls ``backward`` on ``loss`` and logs the other entries;
 - ``encode(batch) -> Encoding``: posterior-mean ``z`` (B, zdim) and, for methods that estimate
@@ -89,13 +94,17 @@ class Method(torch.nn.Module):
     """Base class; see the module docstring for the contract."""
     name = None
     Config = BaseConfig
+    uses = ()             # optional inputs the method takes: "mask", "reference", "atomic_model"
+    requires = ()         # inputs it cannot do without
+    needs_poses = True    # False: estimates poses itself
 
-    def __init__(self, config, data_info):
+    def __init__(self, config, data_info, inputs=None):
         super().__init__()
         if not isinstance(config, self.Config):
             raise TypeError("%s expects a %s.Config" % (type(self).__name__, type(self).__name__))
         self.config = config
         self.data_info = data_info
+        self.inputs = dict(inputs or {})
         self.epoch = 0
 
     @property
@@ -117,7 +126,8 @@ class Method(torch.nn.Module):
     def checkpoint(self):
         """Everything needed to rebuild the model, as types ``torch.load(weights_only=True)`` reads."""
         return {"method": self.name, "config": self.config.to_dict(),
-                "data_info": self.data_info.to_dict(), "weights": self.state_dict()}
+                "data_info": self.data_info.to_dict(), "inputs": self.inputs,
+                "weights": self.state_dict()}
 
     @classmethod
     def from_checkpoint(cls, path_or_dict):
@@ -126,6 +136,7 @@ class Method(torch.nn.Module):
             torch.load(path_or_dict, map_location="cpu", weights_only=True)
         if ck["method"] != cls.name:
             raise ValueError("checkpoint of method %r, not %r" % (ck["method"], cls.name))
-        model = cls(cls.Config.from_dict(ck["config"]), DataInfo.from_dict(ck["data_info"]))
+        model = cls(cls.Config.from_dict(ck["config"]), DataInfo.from_dict(ck["data_info"]),
+                    ck.get("inputs"))
         model.load_state_dict(ck["weights"])
         return model

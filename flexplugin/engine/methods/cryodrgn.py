@@ -184,8 +184,8 @@ class CryoDRGN(Method):
     name = "cryodrgn"
     Config = CryoDRGNConfig
 
-    def __init__(self, config, data_info):
-        super().__init__(config, data_info)
+    def __init__(self, config, data_info, inputs=None):
+        super().__init__(config, data_info, inputs)
         d = data_info.box
         self.pe = PositionalEncoding(config.pe, d, config.pe_sigma)
         self.decoder = ResidualMLP(3 * d, config.dec_dim, config.dec_layers, 2, n_cond=config.zdim)

@@ -1,0 +1,70 @@
+"""Optional inputs some methods use: a mask, a reference map, an atomic model.
+
+:func:`load_inputs` reads them once, checks them against the particles (box and pixel size) and
+brings maps to the training box. The result is a dict of tensors (``mask`` and ``reference``:
+(D, D, D) at the training box; ``atomic_model``: ``coords`` (R, 3) Å of model 1's C-alpha atoms as
+in the file, ``electrons`` (R,), ``numbers`` (R,), and ``box_A`` the particles' box in Å, so the
+method can place the model in the box frame), which the method keeps and which
+travels inside its checkpoint, so a trained model never needs the original files again.
+
+Which inputs a method takes is declared on its class (``Method.uses``, ``Method.requires``); the
+training loop refuses an input a method does not use and a missing one it requires.
+"""
+import numpy as np
+import torch
+
+from .errors import InputError
+from .geometry.fourier import fourier_crop_3d
+from .io import read_mrc
+
+INPUTS = ("mask", "reference", "atomic_model")
+
+
+def load_map(path, box, apix, train_box, kind):
+    """A cubic map of ``box`` voxels at ``apix`` Å (the particles' original sampling, within 1%),
+    Fourier-cropped to ``train_box``. Raises InputError naming the file otherwise."""
+    vol, vapix = read_mrc(path)
+    if vol.ndim != 3 or len(set(vol.shape)) != 1:
+        raise InputError(path, "the %s must be a cubic 3D map (got shape %s)" % (kind, vol.shape))
+    if vol.shape[0] != box:
+        raise InputError(path, "the %s is %d voxels across, the particles are %d pixels"
+                         % (kind, vol.shape[0], box))
+    if vapix and abs(vapix - apix) > 0.01 * apix:
+        raise InputError(path, "the %s has %.4f Å voxels, the particles %.4f Å pixels"
+                         % (kind, vapix, apix))
+    if not np.isfinite(vol).all():
+        raise InputError(path, "the %s holds NaN or infinite values" % kind)
+    return fourier_crop_3d(torch.from_numpy(vol).double(), train_box).float()
+
+
+def load_inputs(method_cls, table, train_box, mask=None, reference=None, atomic_model=None):
+    """Read the optional inputs ``method_cls`` takes -> (dict of tensors, dict of absolute paths)."""
+    import os
+    given = dict(mask=mask, reference=reference, atomic_model=atomic_model)
+    uses, requires = set(method_cls.uses), set(method_cls.requires)
+    for key, path in given.items():
+        flag = "--" + key.replace("_", "-")
+        if path and key not in uses | requires:
+            raise ValueError("%s takes no %s (%s)" % (method_cls.name, key.replace("_", " "), flag))
+        if not path and key in requires:
+            raise ValueError("%s needs %s %s" % (method_cls.name, flag, key.replace("_", " ")))
+    tensors, paths = {}, {}
+    if mask:
+        m = load_map(mask, table.box, table.apix, train_box, "mask")
+        tensors["mask"] = m.clamp(0, 1)
+        if float(tensors["mask"].max()) <= 0:
+            raise InputError(mask, "the mask is empty (no voxel above 0)")
+    if reference:
+        tensors["reference"] = load_map(reference, table.box, table.apix, train_box, "reference map")
+    if atomic_model:
+        from .io.structure import read_structure
+        st = read_structure(atomic_model)
+        tensors["atomic_model"] = {
+            "coords": torch.as_tensor(st.coords[0], dtype=torch.float32),
+            "electrons": torch.as_tensor(st.electrons, dtype=torch.float32),
+            "numbers": torch.as_tensor(st.numbers, dtype=torch.int64),
+            "box_A": torch.tensor(table.box * table.apix, dtype=torch.float64)}
+    for key, path in given.items():
+        if path:
+            paths[key] = os.path.abspath(str(path))
+    return tensors, paths
