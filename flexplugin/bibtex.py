@@ -28,4 +28,35 @@ pages = "176--185",
 year = "2021",
 doi = "10.1038/s41592-020-01049-4"
 }
+
+@article{McInnes2018,
+title = "UMAP: Uniform Manifold Approximation and Projection for Dimension Reduction",
+author = "McInnes, L. and Healy, J. and Melville, J.",
+journal = "arXiv",
+volume = "1802.03426",
+year = "2018",
+doi = "10.48550/arXiv.1802.03426"
+}
+
+@article{Herreros2025,
+title = "Real-space heterogeneous reconstruction, refinement, and disentanglement of CryoEM conformational states with HetSIREN",
+author = "Herreros, D. and Perez Mata, C. and Noddings, C. and Irene, D. and Krieger, J. and Agard, D. A. and Tsai, M.-D. and Sorzano, C. O. S. and Carazo, J. M.",
+journal = "Nat. Commun.",
+year = "2025",
+doi = "10.1038/s41467-025-59135-0"
+}
+
+@article{Chen2023,
+title = "Improved cryo-EM pose estimation and 3D classification through latent-space disentanglement",
+author = "Chen, W. and Wang, Y. and Yao, L.",
+journal = "arXiv preprint",
+year = "2023"
+}
+
+@article{Ducrocq2024,
+title = "cryoSPHERE: Single-Particle HEterogeneous REconstruction from cryo EM",
+author = "Ducrocq, G. and Grunewald, L. and Westenhoff, S. and Lindsten, F.",
+journal = "arXiv preprint",
+year = "2024"
+}
 """

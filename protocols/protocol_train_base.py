@@ -11,8 +11,10 @@ A method protocol is a small subclass::
             form.addParam("numLayers", params.IntParam, default=3, label="Layers")
 
 It runs ``flexplugin train <method> --particles P --out DIR --zdim Z --epochs N [--box D]
-[--batch-size B] [--mask M] [--resume] <method options>`` and registers ``OUT/z.npy`` (+ the optional
-``OUT/rotations.npy`` + ``OUT/shifts_A.npy``) as a SetOfParticlesFlex and ``OUT/consensus.mrc`` as a VolumeFlex.
+[--batch-size B] [--mask M] [--reference R] [--structure S] [--resume] <method options>`` and
+registers ``OUT/z.npy`` (+ the optional ``OUT/rotations.npy`` + ``OUT/shifts_A.npy``) as a
+SetOfParticlesFlex and ``OUT/consensus.mrc`` as a VolumeFlex. The optional inputs a method takes
+are declared in ``_inputs`` / ``_requiredInputs`` (keys of ``INPUT_PARAMS``).
 """
 import os
 
@@ -27,13 +29,26 @@ from flexplugin.convert import fillFlexParticles, loadPoses
 
 from .protocol_base import ProtFlexEngineBase
 
+# Optional inputs of the training protocols: key -> (form parameter, class, engine option, label, help)
+INPUT_PARAMS = {
+    "mask": ("inputMask", "VolumeMask", "--mask", "Mask",
+             "Soft mask (box and pixel size of the particles) of the region where the method looks "
+             "for conformational change; outside it the map stays the reference."),
+    "reference": ("inputReference", "Volume", "--reference", "Reference map",
+                  "Consensus map of the particles (same box and pixel size); the method learns the "
+                  "changes from it instead of learning the map from scratch."),
+    "atomic_model": ("inputStructure", "AtomStruct", "--structure", "Atomic model",
+                     "PDB/mmCIF model fitted into the particles' consensus map (map origin at voxel 0)."),
+}
+
 
 class ProtFlexTrainBase(ProtFlexEngineBase, ProtFlexBase):
     """Base of the training protocols (not runnable: subclasses set ``_label`` and ``_method``)."""
     _label = None
     _method = None          # engine method name (flexplugin train <method>)
     _methodOptions = {}     # form parameter name -> engine option (booleans become flags)
-    _usesMask = False       # the method focuses on a mask given with --mask
+    _inputs = ()            # optional inputs the method takes (keys of INPUT_PARAMS)
+    _requiredInputs = ()    # inputs it cannot do without
     _possibleOutputs = {"outputParticles": "SetOfParticlesFlex", "outputVolume": "VolumeFlex"}
 
     # ------------------------------------------------------------------------- form
@@ -41,9 +56,11 @@ class ProtFlexTrainBase(ProtFlexEngineBase, ProtFlexBase):
         form.addSection(label="Input")
         self._defineGpuParams(form)
         self._defineParticlesParam(form)
-        if self._usesMask:
-            form.addParam("inputMask", params.PointerParam, pointerClass="VolumeMask", allowsNull=True,
-                          label="Mask (optional)", help="Restricts the heterogeneity to this region.")
+        for key in self._inputs + self._requiredInputs:
+            name, pointerClass, _, label, help = INPUT_PARAMS[key]
+            required = key in self._requiredInputs
+            form.addParam(name, params.PointerParam, pointerClass=pointerClass, allowsNull=not required,
+                          label=label if required else "%s (optional)" % label, help=help)
         form.addParam("boxSize", params.IntParam, default=0, validators=[params.GE(0)],
                       label="Training box (px)",
                       help="Fourier-crop the particles to this even box for training "
@@ -58,6 +75,15 @@ class ProtFlexTrainBase(ProtFlexEngineBase, ProtFlexBase):
                       help="Particles per step (0: the method's default).")
         form.addSection(label="Method")
         self._defineMethodParams(form)
+
+    def _givenInputs(self):
+        """{input key: the Scipion object} of the optional inputs the user gave."""
+        given = {}
+        for key in self._inputs + self._requiredInputs:
+            obj = getattr(self, INPUT_PARAMS[key][0]).get()
+            if obj is not None:
+                given[key] = obj
+        return given
 
     def _defineMethodParams(self, form):
         """Hook: a method adds its own parameters (listed in ``_methodOptions``)."""
@@ -100,8 +126,8 @@ class ProtFlexTrainBase(ProtFlexEngineBase, ProtFlexBase):
             args += ["--box", self.boxSize.get()]
         if self.batchSize.get():
             args += ["--batch-size", self.batchSize.get()]
-        if self._usesMask and self.inputMask.get() is not None:
-            args += ["--mask", os.path.abspath(self.inputMask.get().getFileName())]
+        for key, obj in self._givenInputs().items():
+            args += [INPUT_PARAMS[key][2], os.path.abspath(obj.getFileName())]
         if self._isContinued():
             args.append("--resume")
         return args + self._methodArgs()
@@ -137,6 +163,16 @@ class ProtFlexTrainBase(ProtFlexEngineBase, ProtFlexBase):
         if parts is not None and box and (box % 2 or box > parts.getXDim()):
             errors.append("The training box must be even and at most the particle box (%d)."
                           % parts.getXDim())
+        for key in self._requiredInputs:
+            if getattr(self, INPUT_PARAMS[key][0]).get() is None:
+                errors.append("%s is required." % INPUT_PARAMS[key][3])
+        for key, obj in self._givenInputs().items():
+            if parts is not None and hasattr(obj, "getXDim"):      # maps: the particles' box and pixel
+                if obj.getXDim() != parts.getXDim() or \
+                        abs(obj.getSamplingRate() - parts.getSamplingRate()) > 0.01 * parts.getSamplingRate():
+                    errors.append("%s: %d px at %.3f Å/px, the particles are %d px at %.3f Å/px."
+                                  % (INPUT_PARAMS[key][3], obj.getXDim(), obj.getSamplingRate(),
+                                     parts.getXDim(), parts.getSamplingRate()))
         return errors
 
     def _summary(self):

@@ -12,6 +12,17 @@ ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file_
 DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gui_driver.py")
 
 
+def conf_protocols():
+    """Protocol class names of the flexplugin section of protocols.conf, in order."""
+    import configparser
+    import flexplugin
+    conf = configparser.ConfigParser()
+    conf.optionxform = str
+    conf.read(os.path.join(os.path.dirname(flexplugin.__file__), "protocols.conf"))
+    tree = json.loads(conf["PROTOCOLS"]["Protocols SPA"])
+    return [item["value"] for item in tree[0]["children"] if item["tag"] == "protocol"]
+
+
 @pytest.mark.skipif(not (shutil.which("xvfb-run") and shutil.which("import")),
                     reason="needs xvfb-run and imagemagick (see .ci/run)")
 def test_project_window_and_forms(sim):
@@ -29,9 +40,9 @@ def test_project_window_and_forms(sim):
     with open(report) as f:
         result = json.load(f)
     print(result)
-    from flexplugin.protocols import (ProtFlexCryoDrgn, ProtFlexImportCryoSparc, ProtFlexReconstruct,
-                                      ProtFlexSimulate)
-    classes = [ProtFlexSimulate, ProtFlexImportCryoSparc, ProtFlexReconstruct, ProtFlexCryoDrgn]
+    import flexplugin.protocols
+    classes = [getattr(flexplugin.protocols, name) for name in conf_protocols()]
+    assert len(classes) >= 8
     assert result["section"] == [c.getClassLabel() for c in classes]
     assert len(result["forms"]) == len(classes)
     for cls, title in zip(classes, result["forms"]):
