@@ -101,14 +101,18 @@ class Plugin(pwem.Plugin):
 
     # ----------------------------------------------------------------------------- running
     @classmethod
-    def getEngineCommand(cls, command, args=(), gpus=None):
+    def getEngineCommand(cls, command, args=(), gpus=None, processes=1):
         """The full shell line running ``flexplugin <command> <args>`` in the engine environment.
 
         ``gpus``: None leaves CUDA_VISIBLE_DEVICES alone; a list or a string ("0,1", "" for CPU)
-        sets it. Every argument is quoted, so paths may hold spaces, quotes or ``$``.
+        sets it. ``processes`` > 1 starts that many processes with torchrun (data-parallel
+        training: add ``--ddp`` to the arguments). Every argument is quoted, so paths may hold
+        spaces, quotes or ``$``.
         """
         activation = cls.getActivationCmd()
         python = "python" if activation else _q(sys.executable)
+        if processes > 1:
+            python += " -m torch.distributed.run --standalone --nproc_per_node %d" % processes
         line = "%s -m %s %s" % (python, ENGINE_MODULE, " ".join(_q(a) for a in [command] + list(args)))
         if gpus is not None:
             gpus = gpus if isinstance(gpus, str) else ",".join(str(g) for g in gpus)
@@ -116,10 +120,10 @@ class Plugin(pwem.Plugin):
         return "%s && %s" % (activation, line) if activation else line
 
     @classmethod
-    def runEngine(cls, protocol, command, args=(), gpus=None):
+    def runEngine(cls, protocol, command, args=(), gpus=None, processes=1):
         """Run an engine command as a job of ``protocol``: its output goes to the protocol's log and
         a non-zero exit fails the step."""
-        protocol.runJob(cls.getEngineCommand(command, args, gpus), "", env=cls.getEnviron(),
+        protocol.runJob(cls.getEngineCommand(command, args, gpus, processes), "", env=cls.getEnviron(),
                         numberOfMpi=1, numberOfThreads=1)
 
     # ----------------------------------------------------------------------------- installing

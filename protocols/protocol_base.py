@@ -40,8 +40,8 @@ class ProtFlexEngineBase(EMProtocol):
         """GPU ids for CUDA_VISIBLE_DEVICES ('' = CPU only)."""
         return self.getGpuList() if self.useGpu else ""
 
-    def _runEngine(self, command, args):
-        Plugin.runEngine(self, command, args, gpus=self._gpus())
+    def _runEngine(self, command, args, processes=1):
+        Plugin.runEngine(self, command, args, gpus=self._gpus(), processes=processes)
 
     def _newVolume(self, path, samplingRate, halves=None, volumeClass=Volume, **kwargs):
         """A Volume (or ``volumeClass``) for ``path`` with its sampling rate and half maps."""

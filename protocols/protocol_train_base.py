@@ -14,7 +14,7 @@ It runs ``flexplugin train <method> --particles P --out DIR --zdim Z --epochs N 
 [--batch-size B] [--mask M] [--reference R] [--structure S] [--resume] <method options>`` and
 registers ``OUT/z.npy`` (+ the optional ``OUT/rotations.npy`` + ``OUT/shifts_A.npy``) as a
 SetOfParticlesFlex and ``OUT/consensus.mrc`` as a VolumeFlex. The optional inputs a method takes
-are declared in ``_inputs`` / ``_requiredInputs`` (keys of ``INPUT_PARAMS``).
+are declared in ``_optionalInputs`` / ``_requiredInputs`` (keys of ``INPUT_PARAMS``).
 """
 import os
 
@@ -47,7 +47,7 @@ class ProtFlexTrainBase(ProtFlexEngineBase, ProtFlexBase):
     _label = None
     _method = None          # engine method name (flexplugin train <method>)
     _methodOptions = {}     # form parameter name -> engine option (booleans become flags)
-    _inputs = ()            # optional inputs the method takes (keys of INPUT_PARAMS)
+    _optionalInputs = ()    # optional inputs the method takes (keys of INPUT_PARAMS)
     _requiredInputs = ()    # inputs it cannot do without
     _possibleOutputs = {"outputParticles": "SetOfParticlesFlex", "outputVolume": "VolumeFlex"}
 
@@ -56,7 +56,7 @@ class ProtFlexTrainBase(ProtFlexEngineBase, ProtFlexBase):
         form.addSection(label="Input")
         self._defineGpuParams(form)
         self._defineParticlesParam(form)
-        for key in self._inputs + self._requiredInputs:
+        for key in self._optionalInputs + self._requiredInputs:
             name, pointerClass, _, label, help = INPUT_PARAMS[key]
             required = key in self._requiredInputs
             form.addParam(name, params.PointerParam, pointerClass=pointerClass, allowsNull=not required,
@@ -79,7 +79,7 @@ class ProtFlexTrainBase(ProtFlexEngineBase, ProtFlexBase):
     def _givenInputs(self):
         """{input key: the Scipion object} of the optional inputs the user gave."""
         given = {}
-        for key in self._inputs + self._requiredInputs:
+        for key in self._optionalInputs + self._requiredInputs:
             obj = getattr(self, INPUT_PARAMS[key][0]).get()
             if obj is not None:
                 given[key] = obj
@@ -133,7 +133,12 @@ class ProtFlexTrainBase(ProtFlexEngineBase, ProtFlexBase):
         return args + self._methodArgs()
 
     def trainStep(self, epochs):
-        self._runEngine("train", self._trainArgs())
+        # Several GPUs: one data-parallel process per GPU (torchrun + DistributedDataParallel).
+        gpus = len(self._gpus() or [])
+        if gpus > 1:
+            self._runEngine("train", self._trainArgs() + ["--ddp"], processes=gpus)
+        else:
+            self._runEngine("train", self._trainArgs())
 
     def _trainingBox(self):
         return self.boxSize.get() or self.inputParticles.get().getXDim()

@@ -82,10 +82,16 @@ class ParticleDataset(torch.utils.data.Dataset):
 
 
 class RowBatches(torch.utils.data.Sampler):
-    """Row batches over ``rows``: shuffled by ``generator`` each pass when given, else in order."""
+    """Row batches over ``rows``: shuffled by ``generator`` each pass when given, else in order.
 
-    def __init__(self, rows, batch_size, generator=None):
+    With ``world > 1`` (data-parallel training) every process draws the same permutation and
+    takes its share ``batch[rank::world]`` of each global batch, so a step of ``world`` processes
+    sees the same ``batch_size`` rows as one process would.
+    """
+
+    def __init__(self, rows, batch_size, generator=None, rank=0, world=1):
         self.rows, self.batch_size, self.generator = np.asarray(rows), int(batch_size), generator
+        self.rank, self.world = int(rank), int(world)
 
     def __len__(self):
         return (len(self.rows) + self.batch_size - 1) // self.batch_size
@@ -95,11 +101,15 @@ class RowBatches(torch.utils.data.Sampler):
         if self.generator is not None:
             rows = rows[torch.randperm(len(rows), generator=self.generator).numpy()]
         for a in range(0, len(rows), self.batch_size):
-            yield rows[a:a + self.batch_size]
+            batch = rows[a:a + self.batch_size]
+            if self.world > 1:
+                # Every process needs at least one row: a short last batch is padded from its start.
+                batch = np.resize(batch, max(len(batch), self.world))[self.rank::self.world]
+            yield batch
 
 
-def loader(dataset, rows, batch_size, generator=None, num_workers=0):
+def loader(dataset, rows, batch_size, generator=None, num_workers=0, rank=0, world=1):
     """DataLoader of whole batches (see :class:`RowBatches`)."""
-    return torch.utils.data.DataLoader(dataset, sampler=RowBatches(rows, batch_size, generator),
+    return torch.utils.data.DataLoader(dataset, sampler=RowBatches(rows, batch_size, generator, rank, world),
                                        batch_size=None, num_workers=num_workers,
                                        persistent_workers=False)

@@ -142,3 +142,11 @@ def test_train_base_command_and_outputs(sim):
     vol = prot.outputVolume
     assert abs(vol.getSamplingRate() - 6.0) < 1e-6 and vol.getFlexInfo().getProgName() == "dummy"
     assert prot.summary() and prot.methods()
+
+
+def test_several_gpus_start_one_process_each(monkeypatch):
+    monkeypatch.setitem(Plugin._vars, FLEXPLUGIN_ENV_ACTIVATION, "")
+    words = shlex.split(Plugin.getEngineCommand("train", ["cryodrgn", "--ddp"], gpus=[0, 1], processes=2))
+    assert words[0] == "CUDA_VISIBLE_DEVICES=0,1"
+    assert words[2:8] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m"]
+    assert words[8:] == ["flexplugin.engine.cli", "train", "cryodrgn", "--ddp"]
