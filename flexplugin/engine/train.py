@@ -13,6 +13,10 @@
   ``max_particles``), ``rotations.npy`` / ``shifts_A.npy`` for methods that estimate poses, and
   ``consensus.mrc`` (decoded at the mean z, with its voxel size).
 
+Data-parallel training (``ddp=True`` in processes started by ``torchrun``): every process takes
+its share of each global batch, DistributedDataParallel averages the gradients, and process 0
+alone logs and writes the files; the result matches one process with the same batch size.
+
 Progress: a plain line (flushed, Scipion shows stdout) every ``log_every`` batches and per epoch;
 a tqdm bar only when stdout is a terminal. Mixed precision follows ``Config.precision``
 (:func:`autocast_mode`): float16 autocast + gradient scaling on CUDA, bfloat16 autocast on CPUs
@@ -115,18 +119,26 @@ def encode_dataset(model, dataset, batch_size=256, device="cpu", num_workers=0):
 def train(method, particles, out, epochs, config=None, box=None, seed=0, resume=False,
           max_particles=None, invert=False, window=True, datadir=None, passthrough=None,
           num_workers=0, log_every=100, device=None, keep_epochs=False, threads=None, log=print,
-          mask=None, reference=None, atomic_model=None):
+          mask=None, reference=None, atomic_model=None, ddp=False):
     """Train ``method`` (a METHODS key) on ``particles`` for ``epochs`` epochs into ``out``.
 
     ``config``: hyper-parameters overriding the method's Config defaults (ignored on resume, where
     the checkpoint's are used). ``mask`` / ``reference`` / ``atomic_model``: files of the optional
     inputs the method takes (:mod:`flexplugin.engine.inputs`). ``threads``: CPU threads for torch (default: torch's choice; 1
-    is much faster than several on a machine whose cores are busy). Returns the trained model.
+    is much faster than several on a machine whose cores are busy). ``ddp``: data-parallel
+    training in the processes started by ``torchrun`` (:func:`init_distributed`). Returns the
+    trained model.
     """
     if threads:
         torch.set_num_threads(threads)
     os.makedirs(out, exist_ok=True)
     device = _device(device)
+    if not ddp and int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        raise ValueError("started by torchrun with %s processes: add --ddp (or run one process)"
+                         % os.environ["WORLD_SIZE"])
+    rank, world, device = init_distributed(device) if ddp else (0, 1, device)
+    if rank:
+        log = _quiet
     ck_path = os.path.join(out, CHECKPOINT)
     table = read_particles(particles, datadir=datadir, passthrough=passthrough)
     gen = torch.Generator()
@@ -156,6 +168,9 @@ def train(method, particles, out, epochs, config=None, box=None, seed=0, resume=
         model = cls(cfg, info, inputs)
         ck, start, history = None, 0, []
     model.to(device)
+    net = model if world == 1 else torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None,
+        find_unused_parameters=True)
     cfg, info = model.config, model.data_info
     data = ParticleDataset(table, box=info.box, invert=info.invert, window=info.window,
                            scale=info.scale, needs_poses=model.needs_poses)
@@ -174,15 +189,16 @@ def train(method, particles, out, epochs, config=None, box=None, seed=0, resume=
                      n_particles=len(table), n_train=len(rows), epochs=epochs, seed=seed),
                 os.path.join(out, "config.json"))
     log("train: %s, %d of %d particles, box %d (%.3f Å/px), zdim %d, %d epochs, batch %d, lr %g, %s, %s, "
-        "%d threads" % (model.name, len(rows), len(table), info.box, info.apix, model.zdim, epochs,
-                       cfg.batch_size, cfg.lr, device,
-                       "autocast %s" % str(cast_dtype).split(".")[-1] if cast_dtype else "float32",
-                       torch.get_num_threads()))
+        "%d threads%s" % (model.name, len(rows), len(table), info.box, info.apix, model.zdim, epochs,
+                         cfg.batch_size, cfg.lr, device,
+                         "autocast %s" % str(cast_dtype).split(".")[-1] if cast_dtype else "float32",
+                         torch.get_num_threads(), ", %d processes (DDP)" % world if world > 1 else ""))
     tty = sys.stdout.isatty()
     for epoch in range(start + 1, epochs + 1):
         model.train()
         model.start_epoch(epoch)
-        batches = loader(data, rows, cfg.batch_size, generator=gen, num_workers=num_workers)
+        batches = loader(data, rows, cfg.batch_size, generator=gen, num_workers=num_workers,
+                         rank=rank, world=world)
         if tty:
             from tqdm import tqdm
             batches = tqdm(batches, desc="epoch %d" % epoch, leave=False)
@@ -191,7 +207,7 @@ def train(method, particles, out, epochs, config=None, box=None, seed=0, resume=
             batch = _to_device(batch, device)
             with torch.autocast(device.type, dtype=cast_dtype or torch.float32,
                                 enabled=cast_dtype is not None):
-                result = model.training_step(batch)
+                result = net(batch)
             opt.zero_grad(set_to_none=True)
             scaler.scale(result["loss"]).backward()
             scaler.step(opt)
@@ -204,6 +220,8 @@ def train(method, particles, out, epochs, config=None, box=None, seed=0, resume=
                 log("train: epoch %d/%d batch %d/%d %s (%.0f img/s)"
                     % (epoch, epochs, i, len(batches), _fmt({k: v / seen for k, v in sums.items()}),
                        seen / (time.time() - t0)))
+        if world > 1:
+            sums, seen = _all_reduce_sums(sums, seen, device)
         dt = time.time() - t0
         means = {k: v / max(seen, 1) for k, v in sums.items()}
         history.append(dict(epoch=epoch, seconds=dt, images_per_s=seen / dt, **means))
@@ -211,15 +229,49 @@ def train(method, particles, out, epochs, config=None, box=None, seed=0, resume=
         rng = {"torch": torch.get_rng_state(), "sampler": gen.get_state()}
         if amp:
             rng["cuda"] = torch.cuda.get_rng_state()
-        state = dict(model=model.checkpoint(), optimizer=opt.state_dict(), scaler=scaler.state_dict(),
-                     epoch=epoch, rng=rng, rows=torch.as_tensor(rows), metrics=history)
-        _save(state, ck_path)
-        if keep_epochs:
-            os.makedirs(os.path.join(out, "checkpoints"), exist_ok=True)
-            _save(state, os.path.join(out, "checkpoints", "epoch_%03d.pt" % epoch))
-        _write_json(dict(method=model.name, epochs=history), os.path.join(out, "metrics.json"))
-    finish(model, data, out, device=device, num_workers=num_workers, log=log)
+        if rank == 0:
+            state = dict(model=model.checkpoint(), optimizer=opt.state_dict(), scaler=scaler.state_dict(),
+                         epoch=epoch, rng=rng, rows=torch.as_tensor(rows), metrics=history)
+            _save(state, ck_path)
+            if keep_epochs:
+                os.makedirs(os.path.join(out, "checkpoints"), exist_ok=True)
+                _save(state, os.path.join(out, "checkpoints", "epoch_%03d.pt" % epoch))
+            _write_json(dict(method=model.name, epochs=history), os.path.join(out, "metrics.json"))
+    if rank == 0:
+        finish(model, data, out, device=device, num_workers=num_workers, log=log)
+    if world > 1:
+        import torch.distributed as dist
+        dist.barrier()
+        dist.destroy_process_group()
     return model
+
+
+def init_distributed(device):
+    """Join the process group of a ``torchrun`` launch -> (rank, world size, this process's
+    device): NCCL on GPUs (one per process, by LOCAL_RANK), gloo on CPUs."""
+    import torch.distributed as dist
+    if "WORLD_SIZE" not in os.environ:
+        raise ValueError("--ddp: start the training with torchrun (python -m torch.distributed.run "
+                         "--nproc_per_node N -m flexplugin.engine.cli train ... --ddp)")
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def _all_reduce_sums(sums, seen, device):
+    """Sum the per-process metric sums and image counts over the process group."""
+    import torch.distributed as dist
+    keys = list(sums)                   # the same order in every process (the same method)
+    t = torch.tensor([sums[k] for k in keys] + [seen], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return dict(zip(keys, t[:-1].tolist())), int(t[-1])
+
+
+def _quiet(*args, **kwargs):
+    pass
 
 
 def finish(model, data, out, device="cpu", num_workers=0, log=print):

@@ -117,6 +117,10 @@ class Method(torch.nn.Module):
     def training_step(self, batch):
         raise NotImplementedError
 
+    def forward(self, batch):
+        """The training step (so DistributedDataParallel, which wraps ``forward``, can drive it)."""
+        return self.training_step(batch)
+
     def encode(self, batch):
         raise NotImplementedError
 
