@@ -43,12 +43,13 @@ setup(
         "flexplugin.viewers": "viewers",
     },
     package_data={"flexplugin": ["protocols.conf", "templates/*.json.template"]},
-    install_requires=["numpy>=1.21", "mrcfile>=1.4"],
+    install_requires=["numpy>=1.21", "mrcfile>=1.4", "pyqtgraph>=0.13"],   # pyqtgraph: the Qt viewers
     extras_require={
         # The engine runs in its own environment; torch is installed first and pinned by the
         # installer (Makefile / Plugin.defineBinaries), any 2.x satisfies this range.
-        "engine": ["torch>=2.0", "scipy>=1.7", "scikit-learn>=1.0", "tqdm", "gemmi>=0.6"],
-        "gui": ["PyQt5"],
+        "engine": ["torch>=2.0", "scipy>=1.7", "scikit-learn>=1.0", "tqdm", "gemmi>=0.6",
+                   "umap-learn>=0.5", "matplotlib>=3.5"],
+        "gui": ["PyQt5", "pyqtgraph>=0.13", "matplotlib>=3.5"],
         "test": ["pytest", "hypothesis"],
         "scipion": ["scipion-pyworkflow>=3.11", "scipion-em>=3.11", "scipion-em-relion"],
     },

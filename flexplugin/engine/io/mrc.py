@@ -82,13 +82,33 @@ class MrcStack:
         return self._data
 
     def read(self, idx):
-        """Images ``idx`` (0-based ints) as float32 (len(idx), ny, nx)."""
-        idx = np.asarray(idx, dtype=np.int64)
+        """Images ``idx`` (0-based ints) as float32 (len(idx), ny, nx).
+
+        Read with positioned reads (runs of consecutive images at once), not through the memory
+        map: the pages stay in the system's file cache instead of this process's resident memory,
+        so a pass over a stack larger than RAM keeps the process small.
+        """
+        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
         if idx.size and (idx.min() < 0 or idx.max() >= self.n):
             bad = int(idx[(idx < 0) | (idx >= self.n)][0])
             raise InputError(self.path, "image %d requested (1-based) but the stack holds %d images"
                              % (bad + 1, self.n))
-        return np.asarray(self.data[idx], dtype=np.float32)
+        size = self.ny * self.nx * self.dtype.itemsize
+        out = np.empty((idx.size, self.ny, self.nx), dtype=np.float32)
+        order = np.argsort(idx, kind="stable")
+        srt = idx[order]
+        # runs of consecutive image numbers: one read each
+        starts = np.nonzero(np.r_[True, np.diff(srt) != 1])[0]
+        ends = np.r_[starts[1:], srt.size]
+        with open(self.path, "rb", buffering=0) as f:
+            fd = f.fileno()
+            for a, b in zip(starts, ends):
+                count = int(b - a)
+                raw = os.pread(fd, size * count, self.offset + int(srt[a]) * size)
+                if len(raw) != size * count:
+                    raise InputError(self.path, "truncated while reading image %d" % (int(srt[a]) + 1))
+                out[order[a:b]] = np.frombuffer(raw, dtype=self.dtype).reshape(count, self.ny, self.nx)
+        return out
 
 
 def _byte_order(raw):

@@ -1,0 +1,146 @@
+"""Scipion viewers of flexplugin ("Analyze Results" and the output context menus).
+
+Each opens one of the Qt windows (landscape, maps, training curves) in a process of its own
+(``python -m flexplugin.viewers.app``), so Qt never shares Scipion's Tk process. They read only
+the outputs' common model (SetOfParticlesFlex, SetOfVolumesFlex, metrics.json): the same for every
+method.
+"""
+import os
+import subprocess
+import sys
+
+import pyworkflow.protocol.params as params
+from pwem.objects import VolumeMask
+from pwem.objects.data_flexhub import SetOfParticlesFlex, SetOfVolumesFlex
+from pwem.viewers import EmProtocolViewer
+from pyworkflow.viewer import DESKTOP_TKINTER, WEB_DJANGO, View, Viewer
+
+from flexplugin.protocols import ProtFlexLandscape, ProtFlexTrainBase
+
+
+class AppView(View):
+    """Starts ``python -m flexplugin.viewers.app <args>`` in the project folder."""
+
+    def __init__(self, args, cwd=None):
+        self.args, self.cwd = [str(a) for a in args], cwd
+
+    def command(self):
+        return [sys.executable, "-m", "flexplugin.viewers.app"] + self.args
+
+    def show(self):
+        return subprocess.Popen(self.command(), cwd=self.cwd)
+
+
+def _projectPath(viewer):
+    return viewer.getProject().getPath()
+
+
+def _outputView(viewer, kind, prot, outputName):
+    return AppView([kind, "--project", _projectPath(viewer), "--protocol", prot.getObjId(),
+                    "--output", outputName], cwd=_projectPath(viewer))
+
+
+def _objectView(viewer, kind, obj):
+    """The window for an output object (its run and attribute name come from the object)."""
+    prot = viewer.getProject().getProtocol(obj.getObjParentId())
+    return _outputView(viewer, kind, prot, obj.getLastName())
+
+
+class FlexLandscapeViewer(Viewer):
+    """The conformational landscape of particles with latent vectors: colour, select, decode."""
+    _label = "flexplugin landscape"
+    _targets = [SetOfParticlesFlex]
+    _environments = [DESKTOP_TKINTER, WEB_DJANGO]
+
+    def _visualize(self, obj, **kwargs):
+        return [_objectView(self, "landscape", obj)]
+
+
+class FlexVolumesViewer(Viewer):
+    """Maps in orthogonal slices and as an isosurface; a set plays as a movie."""
+    _label = "flexplugin maps"
+    _targets = [SetOfVolumesFlex, VolumeMask]
+    _environments = [DESKTOP_TKINTER, WEB_DJANGO]
+
+    def _visualize(self, obj, **kwargs):
+        return [_objectView(self, "volumes", obj)]
+
+
+class FlexTrainingViewer(EmProtocolViewer):
+    """Results of a training run: loss curves, the latent landscape and the consensus map."""
+    _label = "flexplugin training results"
+    _targets = [ProtFlexTrainBase]
+    _environments = [DESKTOP_TKINTER, WEB_DJANGO]
+
+    def _defineParams(self, form):
+        form.addSection(label="Results")
+        form.addParam("showCurves", params.LabelParam, label="Training curves",
+                      help="Loss and its terms per epoch (metrics.json); follows a running training.")
+        form.addParam("showLandscape", params.LabelParam, label="Latent landscape",
+                      help="The particles' latent vectors (principal components; run a landscape "
+                           "analysis for UMAP and clusters). Click to decode a map, select to subset.")
+        form.addParam("showConsensus", params.LabelParam, label="Consensus map",
+                      help="The map decoded at the mean latent vector.")
+
+    def _getVisualizeDict(self):
+        return {"showCurves": self._showCurves, "showLandscape": self._showLandscape,
+                "showConsensus": self._showConsensus}
+
+    def _showCurves(self, param=None):
+        metrics = self.protocol._outDir("metrics.json")
+        if not os.path.exists(metrics):
+            return [self.errorMessage("No training epoch finished yet (%s)." % metrics)]
+        return [AppView(["training", "--metrics", os.path.abspath(metrics),
+                         "--title", self.protocol.getRunName()], cwd=_projectPath(self))]
+
+    def _needs(self, output):
+        if not self.protocol.hasAttribute(output):
+            return [self.errorMessage("The run has no %s yet." % output)]
+        return None
+
+    def _showLandscape(self, param=None):
+        return self._needs("outputParticles") or [_outputView(self, "landscape", self.protocol, "outputParticles")]
+
+    def _showConsensus(self, param=None):
+        return self._needs("outputVolume") or [_outputView(self, "volumes", self.protocol, "outputVolume")]
+
+
+class FlexLandscapeProtocolViewer(EmProtocolViewer):
+    """Results of a landscape analysis: the landscape, the class maps and the traversals."""
+    _label = "flexplugin landscape results"
+    _targets = [ProtFlexLandscape]
+    _environments = [DESKTOP_TKINTER, WEB_DJANGO]
+
+    def _traversals(self):
+        return [name for name, _ in self.protocol.iterOutputAttributes(SetOfVolumesFlex)]
+
+    def _defineParams(self, form):
+        form.addSection(label="Results")
+        form.addParam("showLandscape", params.LabelParam, label="Landscape",
+                      help="Particles on the landscape, coloured by cluster. Click to decode a map; "
+                           "select with the rectangle or lasso and 'Create subset' to get a subset run.")
+        form.addParam("showClasses", params.LabelParam, label="Class maps",
+                      help="The map of each k-means class (a movie through the classes).")
+        choices = self._traversals() or ["(none)"]
+        form.addParam("traversal", params.EnumParam, choices=choices, default=0, label="Traversal",
+                      help="Maps along a principal component or a path, played as a movie.")
+
+    def _getVisualizeDict(self):
+        return {"showLandscape": self._showLandscape, "showClasses": self._showClasses,
+                "traversal": self._showTraversal}
+
+    def _showLandscape(self, param=None):
+        return [_outputView(self, "landscape", self.protocol, "outputParticles")]
+
+    def _showClasses(self, param=None):
+        if not self.protocol.hasAttribute("outputClasses"):
+            return [self.errorMessage("The analysis made no classes (k-means clusters = 0).")]
+        files = [os.path.abspath(os.path.join(_projectPath(self), c.getRepresentative().getFileName()))
+                 for c in self.protocol.outputClasses]
+        return [AppView(["volumes", "--files"] + files + ["--title", "class maps"], cwd=_projectPath(self))]
+
+    def _showTraversal(self, param=None):
+        names = self._traversals()
+        if not names:
+            return [self.errorMessage("The analysis made no traversal.")]
+        return [_outputView(self, "volumes", self.protocol, names[self.traversal.get()])]
