@@ -1,6 +1,5 @@
 """ProtFlexPredict: a trained model applied to other particles (``flexplugin encode``)."""
 import numpy as np
-import pyworkflow.protocol.params as params
 
 from flexplugin.convert import fillFlexParticles, loadPoses
 

@@ -6,6 +6,11 @@
     flexplugin train       METHOD --particles P --out DIR --epochs N [--zdim Z --box D --resume ...]
     flexplugin encode      --model DIR --particles P --out z.npy
     flexplugin decode      --model DIR (--z "v1,v2,..." | --z-file z.txt) --out DIR [--box D]
+    flexplugin analyze     --model DIR --z z.npy --out DIR [--kmeans K --pcs N --umap --ndim 2|3
+                           --traversal-points N --path I,J --box D --seed S]
+    flexplugin serve       --model DIR [--box D]   (JSON lines on stdin/stdout; see engine/serve.py)
+    flexplugin mask        --out m.mrc (--sphere --box D --apix A [--center x,y,z] --radius R |
+                           --map v.mrc --threshold T [--dilate A]) [--soft A]
 
 ``train`` has one sub-command per registered method, whose hyper-parameter options are generated
 from the method's Config dataclass (field ``enc_layers`` -> ``--enc-layers``).
@@ -20,6 +25,7 @@ import time
 from .errors import InputError
 
 
+INPUT_FLAGS = {"mask": "--mask", "reference": "--reference", "atomic_model": "--structure"}
 INPUT_HELP = {
     "mask": "soft mask .mrc (particles' box and pixel size): where the method looks for change",
     "reference": "reference map .mrc (particles' box and pixel size)",
@@ -95,7 +101,7 @@ def cmd_train(a):
           resume=a.resume, max_particles=a.max_particles, invert=a.invert, window=not a.no_window,
           datadir=a.datadir, passthrough=a.passthrough, num_workers=a.num_workers,
           log_every=a.log_every, device=a.device, keep_epochs=a.keep_epochs, threads=a.threads,
-          log=log, **{k: getattr(a, k, None) for k in INPUTS})
+          log=log, ddp=a.ddp, **{k: getattr(a, k, None) for k in INPUTS})
 
 
 def cmd_encode(a):
@@ -105,9 +111,14 @@ def cmd_encode(a):
     model = load_method(_model_path(a.model))
     data = dataset_for(model, a.particles, datadir=a.datadir, passthrough=a.passthrough)
     enc = encode_dataset(model, data, batch_size=a.batch_size)
-    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    folder = os.path.dirname(os.path.abspath(a.out))
+    os.makedirs(folder, exist_ok=True)
     np.save(a.out, enc["z"])
-    log("encode: %d particles -> %s (zdim %d)" % (len(data), a.out, model.zdim))
+    for key in ("rotations", "shifts_A"):      # methods that estimate poses
+        if key in enc:
+            np.save(os.path.join(folder, key + ".npy"), enc[key])
+    log("encode: %d particles -> %s (zdim %d%s)" % (len(data), a.out, model.zdim,
+                                                    ", with poses" if "rotations" in enc else ""))
 
 
 def cmd_decode(a):
@@ -128,11 +139,99 @@ def cmd_decode(a):
                          % (zs.shape[1], model.zdim))
     os.makedirs(a.out, exist_ok=True)
     info = model.data_info
+    residues = _residues(model) if hasattr(model, "decode_structure") else None
     for i, z in enumerate(zs):
         vol = model.decode_volume(torch.as_tensor(z), box=a.box).numpy()
         write_mrc(os.path.join(a.out, "vol_%03d.mrc" % i), vol, info.apix * info.box / vol.shape[0],
                   origin_centered=True)
-    log("decode: wrote %d maps to %s" % (len(zs), a.out))
+        if residues is not None:
+            from .io.structure import write_ca_pdb
+            write_ca_pdb(os.path.join(a.out, "vol_%03d.pdb" % i), residues,
+                         model.decode_structure(torch.as_tensor(z)).numpy())
+    log("decode: wrote %d maps%s to %s" % (len(zs), " and models" if residues is not None else "", a.out))
+
+
+def _residues(model):
+    """Residue names, chains and numbers of a model's atomic model: from the file it was trained
+    with when that is still readable and matches, else UNK residues of chain A."""
+    from types import SimpleNamespace
+    from .io.structure import read_structure
+    numbers = model.inputs["atomic_model"]["numbers"].tolist()
+    try:
+        st = read_structure(model.data_info.atomic_model)
+        if list(st.numbers) == numbers:
+            return st
+    except (InputError, OSError, TypeError):
+        pass
+    return SimpleNamespace(names=["UNK"] * len(numbers), chains=["A"] * len(numbers), numbers=numbers)
+
+
+def cmd_analyze(a):
+    import numpy as np
+    from .analysis.landscape import analyze
+    from .methods import load_method
+    if a.threads:
+        import torch
+        torch.set_num_threads(a.threads)
+    path = None
+    if a.path:
+        try:
+            path = [int(v) for v in a.path.replace(",", " ").split()]
+        except ValueError:
+            path = []
+        if len(path) != 2:
+            raise InputError("--path", "expected two particle indices I,J (got %r)" % a.path)
+    model = load_method(_model_path(a.model))
+    model.eval()
+    try:
+        z = np.load(a.z) if a.z.endswith(".npy") else np.loadtxt(a.z, ndmin=2)
+    except ValueError as exc:
+        raise InputError(a.z, "cannot read latent points (%s)" % exc)
+    analyze(model, z, a.out, kmeans_k=a.kmeans, pcs=a.pcs, umap=a.umap, ndim=a.ndim,
+            traversal_points=a.traversal_points, path=path, box=a.box, seed=a.seed, log=log)
+
+
+def cmd_serve(a):
+    from .serve import serve_stdio
+    serve_stdio(_model_path(a.model), box=a.box, threads=a.threads, verbose=a.verbose)
+
+
+def cmd_mask(a):
+    from .io import read_mrc, write_mrc
+    from .masks import sphere_mask, threshold_mask
+    if a.sphere == bool(a.map):
+        raise InputError("--sphere/--map", "give either --sphere (with --box, --apix, --radius) "
+                         "or --map with --threshold")
+    if a.sphere:
+        for flag, value in (("--box", a.box), ("--apix", a.apix), ("--radius", a.radius)):
+            if value is None:
+                raise InputError(flag, "required with --sphere")
+        try:
+            center = [float(v) for v in a.center.replace(",", " ").split()]
+        except ValueError:
+            center = []
+        if len(center) != 3:
+            raise InputError("--center", "expected three numbers x,y,z in Å (got %r)" % a.center)
+        apix = a.apix
+        try:
+            mask = sphere_mask(a.box, apix, center, a.radius, a.soft)
+        except ValueError as exc:
+            raise InputError("--sphere", exc)
+    else:
+        if a.threshold is None:
+            raise InputError("--threshold", "required with --map")
+        vol, apix = read_mrc(a.map)
+        apix = a.apix or apix
+        if not apix:
+            raise InputError(a.map, "the header gives no pixel size; give --apix")
+        try:
+            mask = threshold_mask(vol, a.threshold, a.dilate, a.soft, apix)
+        except ValueError as exc:
+            raise InputError(a.map, exc)
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    write_mrc(a.out, mask, apix)
+    log("mask: wrote %s (%d^3, %.3f Å/px, %.0f voxels above 0.5)"
+        % (a.out, mask.shape[0], apix, float((mask > 0.5).sum())))
 
 
 def _add_config_args(p, config_cls):
@@ -172,9 +271,12 @@ def _add_train_parser(sub):
         m.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
         m.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
         m.add_argument("--keep-epochs", action="store_true", help="keep OUT/checkpoints/epoch_NNN.pt")
+        m.add_argument("--ddp", action="store_true",
+                       help="data-parallel training in the processes of a torchrun launch "
+                            "(gloo on CPU, NCCL on GPU; one process per GPU)")
         for key in INPUTS:
             if key in cls.uses or key in cls.requires:
-                m.add_argument("--" + key.replace("_", "-"), required=key in cls.requires,
+                m.add_argument(INPUT_FLAGS[key], dest=key, required=key in cls.requires,
                                help=INPUT_HELP[key])
         _add_config_args(m, cls.Config)
         m.set_defaults(func=cmd_train)
@@ -230,7 +332,8 @@ def build_parser():
     p.add_argument("--particles", required=True, help="RELION .star or cryoSPARC .cs file")
     p.add_argument("--datadir", help="folder holding the image stacks named by relative paths")
     p.add_argument("--passthrough", help="cryoSPARC *_passthrough_particles.cs for a .cs input")
-    p.add_argument("--out", required=True, help="output .npy (N x zdim, particle-file order)")
+    p.add_argument("--out", required=True, help="output .npy (N x zdim, particle-file order); "
+                   "methods that estimate poses also write rotations.npy and shifts_A.npy beside it")
     p.add_argument("--batch-size", type=int, default=256)
     p.set_defaults(func=cmd_encode)
 
@@ -241,6 +344,45 @@ def build_parser():
     p.add_argument("--out", required=True, help="output folder: vol_000.mrc, vol_001.mrc, ...")
     p.add_argument("--box", type=int, help="decode at this (smaller) box")
     p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser("analyze", help="latent landscape: PCA, UMAP, k-means, traversals, plots")
+    p.add_argument("--model", required=True, help="training output folder (or checkpoint file)")
+    p.add_argument("--z", required=True, help="latent points (N x zdim, .npy or .txt)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--kmeans", type=int, default=0,
+                   help="k-means clusters, maps at the particle nearest each centre (0: none)")
+    p.add_argument("--pcs", type=int, default=2, help="principal components to traverse")
+    p.add_argument("--umap", action="store_true", help="zred is a UMAP embedding (else PCA)")
+    p.add_argument("--ndim", type=int, choices=(2, 3), default=2, help="dimensions of zred")
+    p.add_argument("--traversal-points", type=int, default=10,
+                   help="maps along each traversal (PCs: 5th to 95th percentile; path)")
+    p.add_argument("--path", help="I,J: traversal between particles I and J (neighbour graph)")
+    p.add_argument("--box", type=int, help="decode at this (smaller) box")
+    p.add_argument("--seed", type=int, default=0, help="k-means and UMAP seed")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("serve", help="decoder answering JSON-line requests on stdin/stdout")
+    p.add_argument("--model", required=True, help="training output folder (or checkpoint file)")
+    p.add_argument("--box", type=int, help="default decode box (requests may name their own)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
+    p.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("mask", help="soft mask from a sphere or a thresholded map")
+    p.add_argument("--out", required=True, help="output mask .mrc")
+    p.add_argument("--sphere", action="store_true", help="a sphere (needs --box, --apix, --radius)")
+    p.add_argument("--box", type=int, help="sphere: box size in voxels")
+    p.add_argument("--apix", type=float, help="voxel size in Å (--map: overrides the header's)")
+    p.add_argument("--center", default="0,0,0",
+                   help="sphere centre x,y,z in Å from the box centre (--center=-10,0,0 when it "
+                        "starts with a minus)")
+    p.add_argument("--radius", type=float, help="sphere radius in Å")
+    p.add_argument("--map", help="map .mrc to threshold")
+    p.add_argument("--threshold", type=float, help="--map: voxels above this value are inside")
+    p.add_argument("--dilate", type=float, default=0.0, help="--map: grow the region by this many Å")
+    p.add_argument("--soft", type=float, default=0.0, help="width of the raised-cosine edge in Å")
+    p.set_defaults(func=cmd_mask)
     return ap
 
 
@@ -258,7 +400,9 @@ def main(argv=None):
     except OSError as exc:
         print("error: %s" % exc, file=sys.stderr, flush=True)
         return 1
-    log("flexplugin %s: done in %.1f s" % (args.command, time.time() - t0))
+    if args.command != "serve":     # serve's stdout carries its answers only
+        if os.environ.get("RANK", "0") == "0":      # one line per run, also under torchrun
+            log("flexplugin %s: done in %.1f s" % (args.command, time.time() - t0))
     return 0
 
 

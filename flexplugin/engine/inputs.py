@@ -43,7 +43,7 @@ def load_inputs(method_cls, table, train_box, mask=None, reference=None, atomic_
     given = dict(mask=mask, reference=reference, atomic_model=atomic_model)
     uses, requires = set(method_cls.uses), set(method_cls.requires)
     for key, path in given.items():
-        flag = "--" + key.replace("_", "-")
+        flag = {"atomic_model": "--structure"}.get(key, "--" + key)
         if path and key not in uses | requires:
             raise ValueError("%s takes no %s (%s)" % (method_cls.name, key.replace("_", " "), flag))
         if not path and key in requires:
@@ -55,7 +55,10 @@ def load_inputs(method_cls, table, train_box, mask=None, reference=None, atomic_
         if float(tensors["mask"].max()) <= 0:
             raise InputError(mask, "the mask is empty (no voxel above 0)")
     if reference:
-        tensors["reference"] = load_map(reference, table.box, table.apix, train_box, "reference map")
+        # Fourier cropping keeps voxel values, but a projection sums train_box voxels, not box:
+        # scaled so its projections match the (cropped) images as a map reconstructed from them.
+        tensors["reference"] = load_map(reference, table.box, table.apix, train_box,
+                                        "reference map") * (table.box / train_box)
     if atomic_model:
         from .io.structure import read_structure
         st = read_structure(atomic_model)

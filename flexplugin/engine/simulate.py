@@ -5,7 +5,12 @@ Three sources of conformations:
   (a 1D continuous motion, sampled in ``states`` states or continuously);
 - ``volumes``: discrete/compositional states given as maps;
 - ``structure``: an atomic model (one Gaussian per residue); each model of the file is a state,
-  or, for a single model, its C-terminal half swings about a hinge like the built-in arm.
+  or, for a single model, its C-terminal half swings about a hinge like the built-in arm. Model
+  1's centroid is put at the box centre; the model so placed in a map whose voxel 0 is at the
+  origin (the box centre at D//2 * apix Å, as for a model fitted into a consensus map) is written
+  as ``gt_model.pdb``, every state's C-alpha coordinates in that frame as ``gt_structures.npy``
+  (states, R, 3) Å, and, for the hinge, the residues' domains (0 fixed, 1 moving) as
+  ``gt_segments.npy``.
 
 Image formation: random uniform rotations (RELION convention), projection, shift (the particle
 sits at -origin, RELION's rlnOriginX/YAngst), CTF (RELION sign: protein bright), Gaussian noise
@@ -64,31 +69,32 @@ def builtin_object():
 
 def render_volume(coords_px, weights, sigma_px, box):
     """Sum of 3D Gaussians (peak = weight) sampled on the centred grid: (box, box, box)."""
-    f = freqs_1d(box, dtype=torch.float64) * box
     c = torch.as_tensor(coords_px, dtype=torch.float64)
+    f = freqs_1d(box, device=c.device, dtype=torch.float64) * box
     g = [torch.exp(-(f[None, :] - c[:, i:i + 1]) ** 2 / (2 * sigma_px ** 2)) for i in range(3)]
-    w = torch.as_tensor(weights, dtype=torch.float64)[:, None]
+    w = torch.as_tensor(weights, dtype=torch.float64, device=c.device)[:, None]
     return torch.einsum("az,ay,ax->zyx", g[2] * w, g[1], g[0]).float()
 
 
 def project_atoms(coords_px, weights, sigma_px, rotations, shifts_px, box):
     """Exact projections of the Gaussians: (n, box, box) for per-image coordinates (n, M, 3)."""
-    f = freqs_1d(box, dtype=torch.float64) * box
-    p = torch.einsum("nij,nmj->nmi", torch.as_tensor(rotations, dtype=torch.float64)[:, :2],
-                     torch.as_tensor(coords_px, dtype=torch.float64))
-    p = p - torch.as_tensor(shifts_px, dtype=torch.float64)[:, None, :]     # particle at -origin
+    c = torch.as_tensor(coords_px, dtype=torch.float64)
+    f = freqs_1d(box, device=c.device, dtype=torch.float64) * box
+    p = torch.einsum("nij,nmj->nmi", torch.as_tensor(rotations, dtype=torch.float64, device=c.device)[:, :2], c)
+    p = p - torch.as_tensor(shifts_px, dtype=torch.float64, device=c.device)[:, None, :]  # particle at -origin
     gx = torch.exp(-(f[None, None, :] - p[..., 0:1]) ** 2 / (2 * sigma_px ** 2))
     gy = torch.exp(-(f[None, None, :] - p[..., 1:2]) ** 2 / (2 * sigma_px ** 2))
-    w = torch.as_tensor(weights, dtype=torch.float64) * math.sqrt(2 * math.pi) * sigma_px
+    w = torch.as_tensor(weights, dtype=torch.float64, device=c.device) * math.sqrt(2 * math.pi) * sigma_px
     return torch.einsum("nmy,nmx->nyx", gy * w[None, :, None], gx).float()
 
 
 class _AtomSource:
     """Conformations as pseudo-atoms moving along t in [0, 1] (or given per state)."""
 
-    def __init__(self, state_coords_px, weights, sigma_px, box, motion=None):
+    def __init__(self, state_coords_px, weights, sigma_px, box, motion=None, write_truth=None):
         self.state_coords = state_coords_px   # (K, M, 3)
         self.weights, self.sigma, self.box, self.motion = weights, sigma_px, box, motion
+        self.write_truth = write_truth        # write_truth(out, state_coords): model files, if any
 
     def volumes(self):
         return [render_volume(c, self.weights, self.sigma, self.box) for c in self.state_coords]
@@ -133,15 +139,26 @@ def _make_source(box, apix, states, volumes, structure, max_angle, continuous):
         center = st.coords[0].mean(axis=0)
         coords = (st.coords - center) / apix                     # px, centred on model 1
         sigma = max(1.0, 1.5 / apix * 1.5)                       # ~2.25 Å Gaussians, >= 1 px
+        moving = None if len(coords) > 1 else np.arange(coords.shape[1]) >= coords.shape[1] // 2
+
+        def write_truth(out, state_coords_px):
+            # The model as placed in a map whose voxel 0 is at the origin (the box centre, voxel
+            # D//2, at D//2 * apix Å), as a user's model fitted into the consensus map would be.
+            from .io.structure import write_ca_pdb
+            frame = (state_coords_px + box // 2) * apix
+            write_ca_pdb(os.path.join(out, "gt_model.pdb"), st, (coords[0] + box // 2) * apix)
+            np.save(os.path.join(out, "gt_structures.npy"), frame)   # (states, R, 3) Å
+            if moving is not None:
+                np.save(os.path.join(out, "gt_segments.npy"), moving.astype(np.int64))
+
         if len(coords) > 1:
-            return _AtomSource(coords, st.electrons, sigma, box), len(coords)
+            return _AtomSource(coords, st.electrons, sigma, box, write_truth=write_truth), len(coords)
         m = coords[0]
-        moving = np.arange(len(m)) >= len(m) // 2
         hinge = m[len(m) // 2]
         axis = np.cross(m[moving].mean(0) - hinge, m[~moving].mean(0) - hinge) + 1e-6
         motion = lambda t: hinge_states(m, moving, hinge, axis, max_angle, t)  # noqa: E731
         return _AtomSource(motion(_state_t(states)), st.electrons, sigma, box,
-                           motion if continuous else None), states
+                           motion if continuous else None, write_truth), states
     coords, weights, moving, hinge, axis = builtin_object()
     coords, hinge = coords * box, hinge * box
     motion = lambda t: hinge_states(coords, moving, hinge, axis, max_angle, t)  # noqa: E731
@@ -191,6 +208,8 @@ def simulate(out, n, box, apix, snr, seed=0, states=4, volumes=None, structure=N
             log("simulate: %d/%d images" % (sel[-1] + 1, n))
     for i, v in enumerate(source.volumes()):
         mrcio.write_mrc(os.path.join(out, "gt_volumes", "state_%02d.mrc" % i), v.numpy(), apix)
+    if getattr(source, "write_truth", None):
+        source.write_truth(out, source.state_coords)
     table = ParticleTable(stacks=[os.path.abspath(stack)], stack_id=np.zeros(n, int), index=np.arange(n),
                           apix=apix, box=box, rotations=rotations, shifts_A=shifts_px * apix, ctf=ctf,
                           optics_group=np.ones(n, int))

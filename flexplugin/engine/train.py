@@ -281,6 +281,7 @@ def finish(model, data, out, device="cpu", num_workers=0, log=print):
     for key in ("rotations", "shifts_A"):
         if key in enc:
             np.save(os.path.join(out, key + ".npy"), enc[key])
+    model.write_results(out, enc["z"])
     vol = model.decode_volume(torch.as_tensor(enc["z"].mean(0)).to(device)).cpu().numpy()
     write_mrc(os.path.join(out, "consensus.mrc"), vol, model.data_info.apix, origin_centered=True)
     log("train: wrote z.npy (%d x %d) and consensus.mrc (%d^3, %.3f Å/px) in %s"

@@ -27,7 +27,29 @@ def _small(cls, zdim):
             setattr(cfg, f.name, 16)
         elif f.name.endswith("_layers"):
             setattr(cfg, f.name, 2)
-    return cls(cfg, DataInfo(box=BOX, apix=6.0))
+    return cls(cfg, DataInfo(box=BOX, apix=6.0), _required_inputs(cls))
+
+
+def _required_inputs(cls):
+    """The inputs ``cls`` requires, read by ``load_inputs`` from tiny files: a 12-residue C-alpha
+    chain around the box centre, and flat BOX^3 maps at 6 Å."""
+    import tempfile
+    from types import SimpleNamespace
+    from flexplugin.engine.inputs import load_inputs
+    from flexplugin.engine.io import write_mrc
+    if not cls.requires:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {"atomic_model": tmp + "/model.pdb", "mask": tmp + "/mask.mrc", "reference": tmp + "/ref.mrc"}
+        with open(files["atomic_model"], "w") as f:
+            for i in range(12):
+                f.write("ATOM  %5d  CA  ALA A%4d    %8.3f%8.3f%8.3f  1.00  0.00           C\n"
+                        % (i + 1, i + 1, 30.0 + 3.3 * i, 48.0 + 1.9 * (i % 2), 48.0))
+        for key in ("mask", "reference"):
+            write_mrc(files[key], np.ones((BOX,) * 3, np.float32), 6.0)
+        tensors, _ = load_inputs(cls, SimpleNamespace(box=BOX, apix=6.0), BOX,
+                                 **{k: files[k] for k in cls.requires})
+    return tensors
 
 
 def test_registry_lists_methods():

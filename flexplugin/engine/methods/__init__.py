@@ -3,8 +3,11 @@ import torch
 
 from .base import BaseConfig, DataInfo, Encoding, Method
 from .cryodrgn import CryoDRGN
+from .cryosphere import CryoSPHERE
+from .hetacumn import HetACUMN
+from .hetsiren import HetSIREN
 
-METHODS = {cls.name: cls for cls in (CryoDRGN,)}
+METHODS = {cls.name: cls for cls in (CryoDRGN, HetACUMN, CryoSPHERE, HetSIREN)}
 
 __all__ = ["METHODS", "Method", "BaseConfig", "DataInfo", "Encoding", "load_method"]
 

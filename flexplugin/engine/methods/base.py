@@ -23,6 +23,7 @@ A method is a ``torch.nn.Module`` subclass of :class:`Method` with
   orientation of :mod:`flexplugin.engine.reconstruct` (the pixel size is ``data_info.apix *
   data_info.box / D``);
 - ``start_epoch(epoch)``: called by the loop before each epoch (schedules);
+- ``write_results(out, z)``: optional method-specific files at the end of training;
 - ``state_dict()`` / ``load_state_dict()`` (from nn.Module), ``checkpoint()`` (config + data info
   + weights as plain types) and ``from_checkpoint(path)``.
 
@@ -116,6 +117,10 @@ class Method(torch.nn.Module):
 
     def training_step(self, batch):
         raise NotImplementedError
+
+    def write_results(self, out, z):
+        """Method-specific result files written into ``out`` at the end of training, given every
+        particle's latent vector ``z`` (N, zdim) (default: none)."""
 
     def forward(self, batch):
         """The training step (so DistributedDataParallel, which wraps ``forward``, can drive it)."""

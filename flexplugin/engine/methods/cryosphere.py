@@ -1,0 +1,348 @@
+"""cryoSPHERE (Ducrocq et al., ICLR 2025, "cryoSPHERE: single-particle heterogeneous reconstruction
+from cryo EM"): an atomic model cut into learned segments that move as rigid bodies. Written from
+the paper and the spec (``shared/specs/cryosphere_hetsiren.md`` part A; tags as there: [P] paper,
+[C] the authors' public code as described by the spec, [S] our choice).
+
+Structure. One pseudo-atom per residue at its C-alpha (``inputs["atomic_model"]``), a Gaussian of
+width ``sigma`` and amplitude the residue's electrons [P eq. 1, C]. The model is taken as fitted
+into the consensus map, whose voxel 0 is at the origin: the box centre (the rotation centre of the
+poses, voxel D//2) is at ``box_A / 2`` in the model's coordinates. Inside, residues are in Å
+relative to that centre; ``decode_structure`` returns them in the model's own frame.
+
+Segmentation [P sec. 4, C]. K components of a Gaussian mixture on the residue index i = 0..R-1
+(file order): W_ik = softmax_k([log pi_k - (i - mu_k)^2 / (2 sigma_k^2)] / tau), with a Gaussian
+variational posterior over (mu_k, sigma_k, logit pi_k) and the data-dependent "uniform" prior of
+[C] (mu_k centred on the k-th of K equal blocks, std 10; sigma_k ~ N(R/K, 10^2) passed through
+ELU + 1; logits ~ N(0, 1)). One sample per image per step; the posterior means for decoding.
+
+Deformation [P, C]. The decoder maps z to 6 numbers per segment: a translation t_k (Å) and the
+vector part v_k of the quaternion (1, v_k), i.e. a rotation by theta_k = 2 atan |v_k| about
+u_k = v_k / |v_k| (a zero output is the identity). Residue i is rotated about the box centre by
+W_ik theta_k about u_k for k = 0..K-1 in turn, then translated by sum_k W_ik t_k.
+
+Image formation [P eq. 2, C]. The moved residues are posed (RELION matrices, known poses),
+projected exactly as separable 2D Gaussians at the particle's offset (-origin) with
+``simulate.project_atoms``, multiplied in Fourier space by the CTF (RELION sign: protein bright,
+so no -CTF as in [C]), and windowed like the data (``data.ParticleDataset``).
+
+Encoder [P, C]. q(z | image) = N(mu, diag s^2), s = ELU + 1 [P], from a residual MLP (the one of
+cryoDRGN) on the image centred by its known shift (our choice: [C] feeds the uncentred image)
+inside the circle of radius D/2. ``zdim = 0`` is the rigid, homogeneous model: one learned
+transform per segment shared by all images (no encoder, no KL on z).
+
+Loss [P eq. 7-10, C]: -correlation (dot product over the std of each image, per pixel), plus the
+KL terms of z and of the mixture divided by the number of pixels, with [C]'s schedules (linear
+warm-up for z, mu and sigma; a cyclical one for the proportions), an L2 penalty on the network
+weights [C], and the optional continuity and clash terms [P App. A.1].
+
+Two learning rates [P B.3]: the loop's single Adam runs at ``lr``; the mixture's parameters are
+stored divided by ``lr_segments / lr`` and multiplied back when used, which gives them Adam
+steps of ``lr_segments`` (Adam's steps do not depend on the gradient's scale).
+
+Volumes. ``decode_volume`` renders the moved model with ``simulate.render_volume`` at the scale of
+``reconstruct.py``: the correlation loss ignores the images' scale, so a gain (least squares of the
+data against the prediction, a running mean over training batches) is kept and applied.
+"""
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from ..geometry.ctf import ctf_2d
+from ..geometry.fourier import fft2_center, ifft2_center, radial_index, shift_images, soft_circular_window
+from ..simulate import project_atoms, render_volume
+from .base import BaseConfig, Encoding, Method
+from .cryodrgn import ResidualMLP
+
+
+@dataclass
+class CryoSPHEREConfig(BaseConfig):
+    zdim: int = 8               # latent dimension [C latent_dimension 8; the paper's value is lost]
+    lr: float = 3e-5            # Adam lr of encoder and decoder [P B.3, EMPIAR-10180]
+    batch_size: int = 128       # [C batch_size; the paper's value is lost]
+    lr_segments: float = 3e-4   # Adam lr of the segmentation's variational parameters [P B.3]
+    segments: int = 20          # K, the maximum number of segments [C N_segm 20; P B.2.6: 10 "still good"]
+    tau: float = 0.05           # temperature of the segmentation softmax [C tau_segmentation]
+    sigma: float = 2.0          # width (std, Å) of each residue's Gaussian [C sigma_gmm]; at least one
+                                # training pixel (our choice: narrower Gaussians alias on the grid)
+    enc_dim: int = 256          # encoder width: residual MLP of constant width (our choice; the paper's
+                                # EMPIAR-10180 encoder tapers 512, 256, 64, 64 [P B.3])
+    enc_layers: int = 3         # encoder hidden blocks after the first layer: 4 hidden layers [P B.3]
+    dec_dim: int = 512          # decoder width [P B.3: 512, 512]
+    dec_layers: int = 1         # decoder hidden blocks after the first layer: 2 hidden layers [P B.3]
+    kl_warmup: int = 150        # epochs of the linear warm-up of the KL of z, mu, sigma [C: N_epochs // 2
+                                # with its 300 epochs]; 0: full weight at once
+    kl_cycle: int = 60          # epochs per cycle of the proportions' KL weight (rises over the first half)
+                                # [C: 5 cycles over 300 epochs, R = 0.5]; 0: full weight at once
+    l2: float = 1e-6            # L2 penalty on encoder and decoder weights [C]
+    continuity_weight: float = 0.0   # consecutive C-alpha distances kept [P eq. 9, optional; C 0.1]
+    clash_weight: float = 0.0   # residues closer than clash_cutoff pushed apart [P eq. 10, optional; C 0.1]
+    clash_cutoff: float = 4.0   # Å [C clashing_cutoff]
+    clash_pairs_max: Optional[float] = None  # only pairs closer than this (Å) in the input model
+                                # ([C] light version for large models: 10); None: all pairs [P]
+
+
+class CryoSPHERE(Method):
+    """cryoSPHERE: an atomic model cut into learned segments that move as rigid bodies."""
+    name = "cryosphere"
+    Config = CryoSPHEREConfig
+    uses = ("atomic_model",)
+    requires = ("atomic_model",)
+
+    def __init__(self, config, data_info, inputs=None):
+        super().__init__(config, data_info, inputs)
+        if config.zdim < 0 or config.segments < 1:
+            raise ValueError("cryosphere needs zdim >= 0 and segments >= 1")
+        if "atomic_model" not in self.inputs:
+            raise ValueError("cryosphere needs an atomic model (--structure)")
+        am = self.inputs["atomic_model"]
+        coords = torch.as_tensor(am["coords"], dtype=torch.float64)
+        self.centre_A = float(am["box_A"]) / 2
+        centroid = coords.mean(0)
+        if ((centroid < 0) | (centroid > 2 * self.centre_A)).any():
+            raise ValueError(
+                "the atomic model's centre (%.1f, %.1f, %.1f) Å lies outside the particles' box "
+                "(0 to %.1f Å): fit the model into the consensus map (voxel 0 at the origin) first"
+                % (*centroid.tolist(), 2 * self.centre_A))
+        d, k, n_res = data_info.box, config.segments, len(coords)
+        self.register_buffer("base", (coords - self.centre_A).float(), persistent=False)  # Å, centred
+        self.register_buffer("amp", torch.as_tensor(am["electrons"], dtype=torch.float32), persistent=False)
+        self.register_buffer("res_index", torch.arange(n_res, dtype=torch.float32), persistent=False)
+        self.sigma_A = max(config.sigma, data_info.apix)
+        self.register_buffer("window", soft_circular_window(d) if data_info.window else torch.ones(d, d),
+                             persistent=False)
+        self.register_buffer("circle", (radial_index(d, 2) < d // 2).reshape(-1), persistent=False)
+        # Consecutive residues of a chain (numbers differ by 1, < 4.5 Å apart in the input model).
+        numbers = torch.as_tensor(am["numbers"])
+        gap = (self.base[1:] - self.base[:-1]).norm(dim=-1)
+        self.register_buffer("cont_pairs", torch.nonzero((numbers[1:] - numbers[:-1] == 1) & (gap < 4.5))[:, 0],
+                             persistent=False)
+        self.register_buffer("cont_d0", gap[self.cont_pairs], persistent=False)
+        # Mixture: variational posterior (mean, raw std) of mu, sigma (pre ELU + 1) and the logits,
+        # initialised at the [C] "uniform" prior; stored divided by lr_segments / lr.
+        bound = n_res / k
+        prior_mean = torch.stack([bound / 2 + bound * torch.arange(k, dtype=torch.float32),
+                                  torch.full((k,), bound), torch.zeros(k)])
+        prior_std = torch.tensor([10.0, 10.0, 1.0])[:, None].expand(3, k).clone()
+        self.register_buffer("prior_mean", prior_mean, persistent=False)
+        self.register_buffer("prior_std", prior_std, persistent=False)
+        self.seg_scale = config.lr_segments / config.lr
+        self.seg_mean = nn.Parameter(prior_mean / self.seg_scale)
+        self.seg_std = nn.Parameter(_inv_elu1(prior_std) / self.seg_scale)
+        n_pix = int(self.circle.sum())
+        if config.zdim > 0:
+            self.encoder = ResidualMLP(n_pix, config.enc_dim, config.enc_layers, 2 * config.zdim)
+            self.decoder = ResidualMLP(config.zdim, config.dec_dim, config.dec_layers, 6 * k)
+            with torch.no_grad():   # start near the identity (a zero output is no motion)
+                self.decoder.last.weight.mul_(0.01)
+                self.decoder.last.bias.zero_()
+        else:
+            self.encoder = self.decoder = None
+            self.transform = nn.Parameter(torch.zeros(6 * k))
+        self.register_buffer("gain", torch.ones(()))       # data ~ gain * prediction
+        self.register_buffer("gain_seen", torch.zeros(()))
+
+    # -- segmentation ----------------------------------------------------------------------------
+    def _kl_weights(self):
+        e = max(self.epoch - 1, 0)
+        warm = min(e / self.config.kl_warmup, 1.0) if self.config.kl_warmup > 0 else 1.0
+        cyc = self.config.kl_cycle
+        pi = min((e % cyc) / (0.5 * cyc), 1.0) if cyc > 0 else 1.0
+        return warm, pi
+
+    def segmentation(self, n=None):
+        """Soft segmentation W (n, R, K): n samples of the mixture's posterior, or (1, R, K) at the
+        posterior means when n is None."""
+        mean, std = self.seg_mean * self.seg_scale, F.elu(self.seg_std * self.seg_scale) + 1
+        p = mean[None] if n is None else mean + std * torch.randn((n,) + mean.shape, device=mean.device)
+        mu, sig, logit = p[:, 0], F.elu(p[:, 1]) + 1, p[:, 2]
+        i = self.res_index[None, :, None]
+        logits = torch.log_softmax(logit, -1)[:, None, :] - 0.5 * (i - mu[:, None]) ** 2 / sig[:, None] ** 2
+        return torch.softmax(logits / self.config.tau, dim=-1)
+
+    def _kl_segments(self):
+        """KL of the mixture's posterior to its prior, per parameter kind (mu, sigma, logits)."""
+        mean, std = self.seg_mean * self.seg_scale, F.elu(self.seg_std * self.seg_scale) + 1
+        m0, s0 = self.prior_mean, self.prior_std
+        kl = torch.log(s0 / (std + 1e-10)) + (std ** 2 + (mean - m0) ** 2) / (2 * s0 ** 2) - 0.5
+        return kl.sum(-1)
+
+    def segments(self):
+        """(R,) hard segment labels (argmax of W at the posterior means)."""
+        with torch.no_grad():
+            return self.segmentation()[0].argmax(-1).cpu()
+
+    # -- deformation -----------------------------------------------------------------------------
+    def _transforms(self, z):
+        """(B, K, 3) translations (Å) and (B, K, 3) quaternion vector parts for latents (B, zdim)."""
+        out = (self.decoder(z) if self.decoder is not None
+               else self.transform.expand(len(z), -1)).float()
+        out = out.reshape(len(z), self.config.segments, 6)
+        return out[..., :3], out[..., 3:]
+
+    def _deform(self, z, w):
+        """Moved residues (B, R, 3), Å from the box centre, for latents z and segmentations w
+        (B or 1, R, K)."""
+        t, v = self._transforms(z)
+        n = torch.sqrt((v ** 2).sum(-1, keepdim=True) + 1e-12)          # |v_k|
+        half = w[..., None] * torch.atan(n)[:, None]                    # (B, R, K, 1): W_ik theta_k / 2
+        q = torch.cat([torch.cos(half), torch.sin(half) * (v / n)[:, None]], dim=-1)  # (B, R, K, 4)
+        total = q[..., 0, :]
+        for k in range(1, q.shape[-2]):
+            total = _qmul(q[..., k, :], total)                          # segment k applied after k-1
+        moved = _qrotate(total, self.base)
+        return moved + torch.einsum("brk,bkc->brc", w.expand(len(z), -1, -1), t)
+
+    def _posterior(self, images, shifts_px):
+        x = shift_images(images.float(), shifts_px).flatten(1)[:, self.circle]
+        out = self.encoder(x).float()
+        return out[:, :self.zdim], F.elu(out[:, self.zdim:]) + 1
+
+    def _render(self, coords_A, batch):
+        """Predicted (B, D, D) images of residues at coords_A (B, R, 3), posed, shifted, CTF."""
+        apix, d = self.data_info.apix, self.data_info.box
+        img = project_atoms(coords_A / apix, self.amp, self.sigma_A / apix, batch["rotations"],
+                            batch["shifts_px"], d)
+        if "ctf" in batch:
+            img = ifft2_center(fft2_center(img) * ctf_2d(d, apix, batch["ctf"], device=img.device)).real
+        return img * self.window
+
+    # -- contract --------------------------------------------------------------------------------
+    def training_step(self, batch):
+        images = batch["images"].float()
+        b = len(images)
+        n_pix = images.shape[-1] * images.shape[-2]
+        if self.zdim > 0:
+            mu, std = self._posterior(images, batch["shifts_px"])
+            z = mu + std * torch.randn_like(mu)
+            kl_z = (-0.5 * (1 + 2 * torch.log(std + 1e-10) - mu ** 2 - std ** 2).sum(1)).mean()
+        else:
+            z, kl_z = images.new_zeros(b, 0), images.new_zeros(())
+        with torch.autocast(images.device.type, enabled=False):
+            moved = self._deform(z.float(), self.segmentation(b))
+            pred = self._render(moved, batch)
+            dot = (pred * images).sum((-2, -1))
+            corr = -(dot / ((images.std((-2, -1)) + 1e-5) * (pred.std((-2, -1)) + 1e-5)) / n_pix).mean()
+            kl_mu, kl_sigma, kl_pi = self._kl_segments()
+            warm, beta_pi = self._kl_weights()
+            loss = corr + (warm * (kl_z + kl_mu + kl_sigma) + beta_pi * kl_pi) / n_pix
+            if self.encoder is not None and self.config.l2 > 0:
+                loss = loss + self.config.l2 * sum((p ** 2).sum() for m in (self.encoder, self.decoder)
+                                                   for name, p in m.named_parameters() if "weight" in name)
+            out = {}
+            if self.config.continuity_weight > 0 and len(self.cont_pairs):
+                cont = self.continuity_loss(moved)
+                loss = loss + self.config.continuity_weight * cont
+                out["continuity"] = float(cont.detach())
+            if self.config.clash_weight > 0:
+                clash = self.clash_loss(moved)
+                loss = loss + self.config.clash_weight * clash
+                out["clash"] = float(clash.detach())
+        if self.training:
+            with torch.no_grad():   # running least-squares gain of the data against the prediction
+                g = float((pred * images).sum() / (pred ** 2).sum().clamp_min(1e-20))
+                self.gain.copy_(g if self.gain_seen == 0 else 0.98 * self.gain + 0.02 * g)
+                self.gain_seen += 1
+        return dict({"loss": loss, "corr": float(-corr.detach()), "kl_z": float(kl_z.detach()),
+                     "kl_segments": float((kl_mu + kl_sigma + kl_pi).detach())}, **out)
+
+    def continuity_loss(self, moved):
+        """Mean squared change of consecutive C-alpha distances [P eq. 9]."""
+        i = self.cont_pairs
+        d = (moved[:, i + 1] - moved[:, i]).norm(dim=-1)
+        return ((d - self.cont_d0) ** 2).mean()
+
+    def clash_loss(self, moved):
+        """[P eq. 10]: mean over clashing pairs (|i - j| >= 2, closer than the cutoff) of
+        (cutoff - d)^2, per image, averaged over images."""
+        r = moved.shape[1]
+        i, j = torch.triu_indices(r, r, offset=2, device=moved.device)
+        if self.config.clash_pairs_max is not None:
+            keep = (self.base[i] - self.base[j]).norm(dim=-1) < self.config.clash_pairs_max
+            i, j = i[keep], j[keep]
+        d = (moved[:, i] - moved[:, j]).norm(dim=-1)
+        pen = torch.relu(self.config.clash_cutoff - d)
+        count = (pen > 0).sum(-1).clamp_min(1)
+        return ((pen ** 2).sum(-1) / count).mean()
+
+    @torch.no_grad()
+    def encode(self, batch):
+        images = batch["images"]
+        if self.zdim == 0:
+            return Encoding(z=images.new_zeros(len(images), 0).float())
+        return Encoding(z=self._posterior(images, batch["shifts_px"])[0])
+
+    @torch.no_grad()
+    def _structure_A(self, z):
+        z = torch.as_tensor(z, dtype=torch.float32, device=self.base.device)
+        single = z.ndim < 2
+        z = z.reshape(1 if single else len(z), self.zdim)
+        moved = self._deform(z, self.segmentation())
+        return moved[0] if single else moved
+
+    @torch.no_grad()
+    def segment_motions(self, z, chunk=4096):
+        """Each segment's rigid motion at latent points z (N, zdim): rotation angles (N, K) in
+        degrees, rotation axes (N, K, 3) and translations (N, K, 3) in Å."""
+        z = torch.as_tensor(z, dtype=torch.float32, device=self.base.device).reshape(-1, self.zdim)
+        parts = [self._transforms(c) for c in z.split(chunk)] if len(z) else []
+        t = torch.cat([p[0] for p in parts]) if parts else torch.zeros(0, self.config.segments, 3)
+        v = torch.cat([p[1] for p in parts]) if parts else torch.zeros(0, self.config.segments, 3)
+        n = v.norm(dim=-1)
+        angle = torch.rad2deg(2 * torch.atan(n))
+        axis = v / n.clamp_min(1e-12)[..., None]
+        return angle.cpu().numpy(), axis.cpu().numpy(), t.cpu().numpy()
+
+    def write_results(self, out, z):
+        """``segments.txt`` (residue number and segment, 1-based, of every C-alpha of the model) and
+        ``segment_motions.npz`` (per particle and segment: angle_deg, axis, translation_A)."""
+        numbers = self.inputs["atomic_model"]["numbers"].cpu().numpy()
+        np.savetxt(os.path.join(out, "segments.txt"),
+                   np.column_stack([numbers, self.segments().numpy() + 1]), fmt="%d",
+                   header="residue_number segment")
+        angle, axis, translation = self.segment_motions(z)
+        np.savez(os.path.join(out, "segment_motions.npz"), angle_deg=angle, axis=axis,
+                 translation_A=translation)
+
+    def decode_structure(self, z):
+        """C-alpha coordinates (R, 3) in Å in the atomic model's own frame for a latent point z
+        (zdim,) ((N, R, 3) for (N, zdim)), with the segmentation at its posterior means."""
+        return (self._structure_A(z) + self.centre_A).cpu()
+
+    @torch.no_grad()
+    def decode_volume(self, z, box=None):
+        d0 = self.data_info.box
+        d = d0 if box is None else int(box)
+        if d > d0 or d % 2:
+            raise ValueError("decode box must be even and at most the training box %d" % d0)
+        voxel = self.data_info.apix * d0 / d
+        coords = self._structure_A(torch.as_tensor(z).reshape(self.zdim))
+        # Peak values such that a projection (sum of voxels along z) matches the data's pixels.
+        weights = self.amp * float(self.gain) * self.data_info.scale * voxel / self.data_info.apix
+        return render_volume(coords / voxel, weights, self.sigma_A / voxel, d).to(self.base.device)
+
+
+def _inv_elu1(s):
+    """x with ELU(x) + 1 = s (s > 0)."""
+    return torch.where(s >= 1, s - 1, torch.log(s.clamp_min(1e-12)))
+
+
+def _qmul(a, b):
+    """Hamilton product of (..., 4) quaternions (w, x, y, z)."""
+    aw, ax, ay, az = a.unbind(-1)
+    bw, bx, by, bz = b.unbind(-1)
+    return torch.stack([aw * bw - ax * bx - ay * by - az * bz,
+                        aw * bx + ax * bw + ay * bz - az * by,
+                        aw * by - ax * bz + ay * bw + az * bx,
+                        aw * bz + ax * by - ay * bx + az * bw], dim=-1)
+
+
+def _qrotate(q, x):
+    """Rotate points x (R, 3) by unit quaternions q (B, R, 4) -> (B, R, 3)."""
+    w, u = q[..., :1], q[..., 1:]
+    c = torch.cross(u, x.expand_as(u), dim=-1)
+    return x + 2 * w * c + 2 * torch.cross(u, c, dim=-1)

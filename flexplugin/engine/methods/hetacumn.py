@@ -1,0 +1,454 @@
+"""HetACUMN (Chen, Wang, Yao: "Improved cryo-EM pose estimation and 3D classification through
+latent-space disentanglement"): amortized inference of pose and conformation, with the
+auxiliary conditional pose prediction task. Written from the paper and the spec
+(``shared/specs/cryodrgn_hetacumn.md`` part B; [HA §x] are sections of the paper, [EXT] and
+[UNSPEC] as in the spec). There is no public code of the method.
+
+Encoder. A ResNet-18 (He et al. 2016: 7x7 stride-2 stem, max pool, four stages of two basic
+blocks with 64/128/256/512 channels, batch norm) on the real-space image (windowed and divided
+by the data's standard deviation, as the batches come), without the fully connected layer; the
+flattened last feature map (or its global average, ``enc_pool``) feeds three heads of hidden
+width 256 [HA App. A1]: rotation (the continuous 6D representation of Zhou et al.,
+Gram-Schmidt to a matrix), in-plane shift (pixels, the RELION origin: moving the image by it
+centres the particle) and conformation (mean, log-variance).
+The rotation is a RELION matrix A (``geometry/so3.py``): predicted poses compare directly with
+a star file's.
+
+Decoder. The Hartley-space coordinate network of :mod:`.cryodrgn` (half-space evaluation with
+Friedel symmetry, residual ReLU MLP of width 256 [HA App. A2], ``decode_volume``), with Gaussian
+random Fourier features of the coordinates [HA App. A2] (3 * D/2 frequencies ~ N(0, (0.5 D/2)^2),
+spec B2 [EXT]) concatenated with z. The image model is cryoDRGN's: the central slice at A^T k
+times the CTF, compared with the image translated by the predicted shift (equivalent to
+translating the prediction), mean squared error over the circle |k| < D/2 without DC.
+
+Image task [HA §4.2, Eqs. 4-7]. Each image and its horizontal mirror R_h[I] (x -> -x about the
+box centre; its CTF mirrored alike) are encoded and decoded; per image the path with the lower
+error wins (L_sym = min, Eq. 5), and its KL (lambda_z) and shift L1 (lambda_t / 2) are added. The
+mirror of a projection under A is the projection of the same map under M A with
+M = diag(-1, 1, -1), with shift (-t_x, t_y); ``encode`` reports the winning path's z and its pose
+mapped back this way (so it always describes the image itself). For the first ``fch_epochs``
+epochs the conformation head is frozen and the decoder is fed z ~ N(0, I) without KL (FCH,
+[HA §4.2, §5.1]).
+
+Auxiliary task, CPP [HA §4.1, §4.3, Eq. 8]. Poses drawn uniformly on SO(3) x [-m, m]^2 pixels,
+conformations from the image task's posterior of the same step (PDS; the prior during FCH), the
+frozen decoder renders them with the CTFs of the batch's particles (shuffled), the images are
+translated, adaptive synthetic noise is added (ASN, Eqs. 9-10: noise variance = variance of the
+current clean synthetic batch / the data's SNR), windowed like the data, encoded, and the pose
+is supervised: lambda_p ((1/9) ||R - R_pred||_F^2 + (1/2) ||t - t_pred||_1). The training loop
+makes one optimisation step per batch; the two tasks alternate *within* each step (image task on
+the batch, then CPP on a synthetic batch of the same size, separate forward passes) and their
+losses are summed (our choice: 1:1 alternation, spec B4, without a second optimizer step). The
+encoder's batch-norm running statistics (used by ``encode``) are those of the real images only:
+the CPP pass does not update them.
+
+SNR (Eq. 9). Estimated during training from the first ``SNR_IMAGES`` real images: noise
+variance from the outer ring r >= 0.85 D/2 (outside the particle; with the soft window applied
+to the data, each pixel is weighted by the window there), image variance inside r < 0.85 D/2,
+SNR = (var_I - var_noise) / var_noise. The synthetic images use the same inner disc for their
+signal variance. ``Config.snr`` overrides the estimate (same definition).
+
+Given poses (ours). With ``ignore_poses`` False the encoder refines the batch's poses instead of
+predicting them from nothing: the rotation and shift heads also receive the given pose (its 6D
+representation and the shift in box fractions) and output a correction, R = dR . A_given and
+t = t_given + dt, with their last layers initialised to dR = I, dt = 0, so training starts
+exactly at the given poses. (Regressing a rotation from an image is slow to learn: the encoder
+pulled toward the given poses by a loss alone, or even trained on them with the pose loss at
+weight 1, stays near the random error for several epochs at D=32 and 1600 images.) The mirror
+path refines M A_given, (-t_x, t_y). The corrections are regularised toward zero with the CPP
+pose loss between R, t and the given pose times ``pose_weight``; for the first
+``given_pose_epochs`` epochs the decoder renders at the given poses. The CPP task supervises the
+refinement: each synthetic image comes with its true pose perturbed by ``REFINE_NOISE_DEG`` /
+``REFINE_NOISE_PX`` as the given one. A batch without poses (all identity, zero shifts) is
+refined from the identity.
+"""
+import contextlib
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import nn
+
+from ..geometry import so3
+from ..geometry.ctf import ctf_2d
+from ..geometry.fourier import (
+    fft2_center,
+    freqs_1d,
+    ifft2_center,
+    iht2_center,
+    phase_shift_2d,
+    soft_circular_window,
+)
+from .base import BaseConfig, Encoding, Method
+from .cryodrgn import CryoDRGN, PositionalEncoding, ResidualMLP, _image_lattice
+
+# Real images used for the SNR estimate of the adaptive synthetic noise (our choice: the
+# estimate of Eq. 9 is a dataset statistic; a few thousand images fix it to ~1%).
+SNR_IMAGES = 4096
+# Inner radius (fraction of D/2) separating the particle disc from the noise ring: where the
+# data's soft window starts to fall (our choice; the paper's "red circle" of Fig. 2).
+NOISE_RING = 0.85
+# The horizontal mirror of a projection under A is the projection under MIRROR @ A.
+MIRROR = torch.diag(torch.tensor([-1.0, 1.0, -1.0]))
+# Refinement of given poses: scale of the pose errors simulated on the CPP task (standard deviation
+# of the rotation-vector components, degrees, and of the shift components, pixels; our choice:
+# the errors of a consensus refinement of a heterogeneous set).
+REFINE_NOISE_DEG = 10.0
+REFINE_NOISE_PX = 1.0
+# ``encode`` normalises the encoder's batch-norm layers with the statistics of its own batch (real
+# images and mirrors, as in training) when it holds at least this many images, else with the
+# running statistics (see ``encode``).
+ENCODE_BATCH_STATS_MIN = 16
+# 6D representation of the identity (the first two rows of I).
+IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+
+
+@dataclass
+class HetACUMNConfig(BaseConfig):
+    zdim: int = 8                 # latent dimension d = 8 [HA §5.1]
+    lr: float = 1.5e-4            # Adam learning rate [HA §5.1]
+    batch_size: int = 128         # 128 and 512 for the two simulated sets [HA §5.1]; 128 (80S) fits a CPU
+    enc_dim: int = 64             # channels of the first ResNet-18 stage (64/128/256/512) [HA App. A1]
+    enc_pool: bool = False        # flatten the last map ("flattened" [HA App. A1]): it keeps
+                                  # where the particle is, which the shift head needs (True: spec B9's pool)
+    head_dim: int = 256           # hidden width of the three heads [HA App. A1]
+    dec_dim: int = 256            # decoder width [HA App. A2]
+    dec_layers: int = 3           # decoder hidden residual layers [UNSPEC; cryoFIRE default, spec B2]
+    pe_sigma: float = 0.5         # random Fourier features: std in units of D/2 cycles [EXT, spec B2]
+    lambda_z: float = 1e-4        # KL weight [HA Eq. 7, §5.1]
+    lambda_t: float = 1e-3        # weight of the shift L1 (times 1/2) [HA Eq. 7, §5.1]
+    lambda_p: float = 0.1         # CPP pose loss weight [HA Eq. 8, §5.1]
+    fch_epochs: int = 50          # conformation head frozen (z from the prior) for these epochs [HA §5.1]
+    cpp: bool = True              # the auxiliary task; False is the paper's "-CPP" ablation [HA §6]
+    cpp_max_shift: float = 0.0625  # CPP shifts U[-m, m]^2, m in box fractions: 8 px at D=128 [HA App. B]
+    snr: Optional[float] = None   # ASN signal-to-noise ratio; None: estimated from the data [HA Eq. 9]
+    ignore_poses: bool = True     # ab initio; False: refine the batch's poses, starting from them (ours)
+    pose_weight: float = 0.1      # weight of that pull toward given poses: lambda_p's (our choice)
+    given_pose_epochs: int = 0    # epochs rendering at the given poses if not ignore_poses (our choice)
+
+
+class _BasicBlock(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.down = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                     if stride != 1 or cin != cout else None)
+
+    def forward(self, x):
+        h = torch.relu(self.bn1(self.conv1(x)))
+        h = self.bn2(self.conv2(h))
+        return torch.relu(h + (x if self.down is None else self.down(x)))
+
+
+class ResNet18(nn.Module):
+    """ResNet-18 without its fully connected layer, for one-channel (B, D, D) images ->
+    (B, n_features): 8 * width features with the global average pool, else the flattened map."""
+
+    def __init__(self, width, box, pool=True):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, width, 7, 2, 3, bias=False), nn.BatchNorm2d(width),
+                                  nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
+        blocks, cin = [], width
+        for i, stride in enumerate((1, 2, 2, 2)):
+            cout = width * 2 ** i
+            blocks += [_BasicBlock(cin, cout, stride), _BasicBlock(cout, cout, 1)]
+            cin = cout
+        self.blocks = nn.Sequential(*blocks)
+        self.pool = pool
+        side = box
+        for _ in range(5):                     # stem conv, max pool and three stride-2 stages
+            side = (side - 1) // 2 + 1
+        self.n_features = cin * (1 if pool else side * side)
+
+    def forward(self, x):
+        h = self.blocks(self.stem(x[:, None]))
+        return h.mean((2, 3)) if self.pool else h.flatten(1)
+
+
+def _head(n_in, width, n_out):
+    return nn.Sequential(nn.Linear(n_in, width), nn.ReLU(inplace=True), nn.Linear(width, n_out))
+
+
+def random_rotations_torch(n, device=None):
+    """n rotations uniform on SO(3) from torch's generator (normalised Gaussian quaternions)."""
+    q = torch.randn(n, 4, dtype=torch.float64)
+    return torch.as_tensor(so3.quaternion_to_matrix(q.numpy()), dtype=torch.float32, device=device)
+
+
+class HetACUMN(Method):
+    """HetACUMN: ResNet encoder of pose and conformation, Hartley coordinate decoder, CPP task."""
+    name = "hetacumn"
+    Config = HetACUMNConfig
+    needs_poses = False
+
+    # The Hartley decoder and its volume evaluation are cryoDRGN's (same attributes: pe, decoder,
+    # half_k, zdim, data_info).
+    _decode = CryoDRGN._decode
+    _predict = CryoDRGN._predict
+    decode_volume = CryoDRGN.decode_volume
+
+    def __init__(self, config, data_info, inputs=None):
+        super().__init__(config, data_info, inputs)
+        d = data_info.box
+        self.encoder = ResNet18(config.enc_dim, d, pool=config.enc_pool)
+        nf = self.encoder.n_features
+        # Refinement of given poses: the pose heads also see the given pose (6D + shift).
+        self.refine = not config.ignore_poses
+        n_pose = 8 if self.refine else 0
+        self.rot_head = _head(nf + n_pose, config.head_dim, 6)
+        self.shift_head = _head(nf + n_pose, config.head_dim, 2)
+        if self.refine:                        # start at dR = I, dt = 0
+            for head, bias in ((self.rot_head, IDENTITY_6D), (self.shift_head, (0.0, 0.0))):
+                nn.init.zeros_(head[-1].weight)
+                with torch.no_grad():
+                    head[-1].bias.copy_(torch.tensor(bias))
+        self.z_head = _head(nf, config.head_dim, 2 * config.zdim) if config.zdim > 0 else None
+        self.pe = PositionalEncoding("gaussian", d, config.pe_sigma)
+        self.decoder = ResidualMLP(3 * d, config.dec_dim, config.dec_layers, 2, n_cond=config.zdim)
+        half_idx, mirror_idx, _, kfrac = _image_lattice(d)
+        self.register_buffer("half_idx", half_idx, persistent=False)
+        self.register_buffer("mirror_idx", mirror_idx, persistent=False)
+        self.register_buffer("half_k", kfrac, persistent=False)
+        self.register_buffer("loss_idx", torch.cat([half_idx[1:], mirror_idx]), persistent=False)
+        self.register_buffer("pred_idx", torch.cat([half_idx, mirror_idx]), persistent=False)
+        # x -> -x about index D//2 (the same permutation mirrors k_x in Fourier space).
+        self.register_buffer("flip_idx", (d - torch.arange(d)) % d, persistent=False)
+        window = soft_circular_window(d) if data_info.window else torch.ones(d, d)
+        f = freqs_1d(d) * 2
+        r = torch.sqrt(f[None, :] ** 2 + f[:, None] ** 2)
+        self.register_buffer("window", window, persistent=False)
+        self.register_buffer("disc", r < NOISE_RING, persistent=False)
+        self.register_buffer("ring_w", window * (r >= NOISE_RING), persistent=False)
+        self.register_buffer("mirror", MIRROR.clone(), persistent=False)
+        # Running sums for the SNR estimate: images seen, sum of image and of noise variances.
+        self.register_buffer("snr_stats", torch.zeros(3, dtype=torch.float64))
+
+    # -- encoder ---------------------------------------------------------------------------------
+    def _encode(self, x, with_z=True, given=None):
+        """Real images (B, D, D) -> (rotations (B, 3, 3), shifts px (B, 2), mu, logvar or None).
+        When refining, ``given`` = (rotations, shifts px) of the images (None: identity, 0)."""
+        h = self.encoder(x.float())
+        hp = h
+        if self.refine:
+            n = len(x)
+            if given is None:
+                given = (torch.eye(3, device=h.device).expand(n, 3, 3), h.new_zeros(n, 2))
+            g_rot, g_t = given[0].float(), given[1].float()
+            pose = torch.cat([g_rot[:, :2].flatten(1), g_t / self.data_info.box], 1)
+            hp = torch.cat([h, pose.to(h.dtype)], 1)
+        rot = so3.sixd_to_matrix_torch(self.rot_head(hp).float())
+        shift = self.shift_head(hp).float()
+        if self.refine:
+            rot, shift = rot @ g_rot, shift + g_t
+        if self.z_head is None or not with_z:
+            return rot, shift, None, None
+        out = self.z_head(h).float()
+        return rot, shift, out[:, :self.zdim], out[:, self.zdim:]
+
+    def _fch(self):
+        return self.zdim > 0 and self.epoch <= self.config.fch_epochs
+
+    # -- data ------------------------------------------------------------------------------------
+    def _paths(self, batch):
+        """The images and their mirrors stacked (2B, D, D), their centred FTs, and their CTFs
+        (2B, D*D) or None."""
+        x = batch["images"].float()
+        xf = x[..., self.flip_idx]
+        f = fft2_center(x)
+        images = torch.cat([x, xf])
+        fts = torch.cat([f, f[..., self.flip_idx]])
+        ctf = None
+        if "ctf" in batch:
+            c = ctf_2d(x.shape[-1], self.data_info.apix, batch["ctf"], device=x.device)
+            ctf = torch.cat([c, c[..., self.flip_idx]]).flatten(1)
+        return images, fts, ctf
+
+    def _errors(self, fts, ctf, rot, shift, z):
+        """Per-image mean squared error (N,) of the Hartley images translated by ``shift``
+        against the decoder's slices at ``rot``."""
+        g = phase_shift_2d(fts, shift)
+        y = ((g.real - g.imag) / fts.shape[-1]).flatten(1)[:, self.loss_idx]
+        pred = self._predict(rot, z)[:, 1:]
+        if ctf is not None:
+            pred = pred * ctf[:, self.loss_idx]
+        return ((pred - y) ** 2).mean(1)
+
+    def _given_poses(self, batch):
+        """(rotations, shifts) of the batch for both paths, or None when poses are ignored or
+        absent (all identity rotations and zero shifts: a star without angles)."""
+        if self.config.ignore_poses:
+            return None
+        rot, t = batch["rotations"].float(), batch["shifts_px"].float()
+        eye = torch.eye(3, device=rot.device)
+        if torch.allclose(rot, eye.expand_as(rot)) and not t.abs().any():
+            return None
+        return torch.cat([rot, self.mirror @ rot]), torch.cat([t, t * t.new_tensor([-1.0, 1.0])])
+
+    @torch.no_grad()
+    def _update_snr(self, x):
+        if self.snr_stats[0] >= SNR_IMAGES:
+            return
+        x = x.float()
+        w = self.ring_w
+        w2 = (w ** 2).sum()
+        mean = (x * w).sum((1, 2)) / w2
+        noise = ((x - mean[:, None, None] * w) ** 2 * (w > 0)).sum((1, 2)) / w2
+        image = x[:, self.disc].var(1)
+        self.snr_stats += torch.stack([torch.tensor(float(len(x))), image.sum().double().cpu(),
+                                       noise.sum().double().cpu()]).to(self.snr_stats.device)
+
+    def current_snr(self):
+        """The SNR of the adaptive synthetic noise: ``Config.snr`` or the data estimate."""
+        if self.config.snr is not None:
+            return float(self.config.snr)
+        n, image, noise = (float(v) for v in self.snr_stats)
+        if n == 0 or noise <= 0:
+            return 1.0
+        return min(max((image - noise) / noise, 1e-3), 1e3)
+
+    # -- the two tasks ---------------------------------------------------------------------------
+    def _image_task(self, batch):
+        n = len(batch["images"])
+        images, fts, ctf = self._paths(batch)
+        fch = self._fch()
+        given = self._given_poses(batch)
+        rot, shift, mu, logvar = self._encode(images, with_z=not fch, given=given)
+        if self.zdim == 0:
+            z = rot.new_zeros(2 * n, 0)
+        elif fch:
+            z = torch.randn(2 * n, self.zdim, device=rot.device)
+        else:
+            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        use_rot, use_shift = rot, shift
+        if given is not None and self.epoch <= self.config.given_pose_epochs:
+            use_rot, use_shift = given
+        err = self._errors(fts, ctf, use_rot, use_shift, z).view(2, n)
+        win = err.argmin(0)                                    # 0: the image, 1: its mirror
+        pick = win * n + torch.arange(n, device=win.device)
+        mse = err.min(0).values.mean()
+        shift_l1 = 0.5 * shift[pick].abs().sum(1).mean()
+        loss = mse + self.config.lambda_t * shift_l1
+        out = {"mse": float(mse.detach()), "shift_l1": float(shift_l1.detach()),
+               "mirror_frac": float(win.float().mean())}
+        if mu is not None:
+            kl = (-0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1))[pick].mean()
+            loss = loss + self.config.lambda_z * kl
+            out["kl"] = float(kl.detach())
+        if given is not None:
+            prior = self._pose_loss(rot, shift, *given)
+            loss = loss + self.config.pose_weight * prior
+            out["pose_prior"] = float(prior.detach())
+        posterior = None
+        if mu is not None:
+            posterior = (mu[pick].detach(), logvar[pick].detach())
+        return loss, out, posterior
+
+    @staticmethod
+    def _pose_loss(rot, shift, rot_true, shift_true):
+        """(1/9) ||R - R_pred||_F^2 + (1/2) ||t - t_pred||_1, batch mean [HA Eq. 8]."""
+        return (((rot - rot_true) ** 2).sum((1, 2)) / 9
+                + 0.5 * (shift - shift_true).abs().sum(1)).mean()
+
+    def _synthetic(self, n, ctf_params, posterior, device):
+        """A CPP batch: (noisy windowed images (n, D, D), rotations, shifts px)."""
+        d = self.data_info.box
+        rot = random_rotations_torch(n, device)
+        m = self.config.cpp_max_shift * d
+        shift = (torch.rand(n, 2, device=device) * 2 - 1) * m
+        if self.zdim == 0:
+            z = torch.zeros(n, 0, device=device)
+        elif posterior is None:                       # FCH: the prior
+            z = torch.randn(n, self.zdim, device=device)
+        else:                                         # PDS: the posterior of the image task
+            mu, logvar = posterior
+            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        with torch.no_grad():
+            vals = self._predict(rot, z).float()
+            if ctf_params is not None:
+                perm = torch.randperm(len(ctf_params), device=ctf_params.device)
+                c = ctf_2d(d, self.data_info.apix, ctf_params[perm][:n], device=device).flatten(1)
+                vals = vals * c[:, self.pred_idx]
+            h = vals.new_zeros(n, d * d)
+            h[:, self.pred_idx] = vals
+            # Hartley values are HT(x) / D: the real image is D * iht2(h); the particle sits at
+            # -shift (moving the image by +shift centres it, as for the data).
+            x = iht2_center(h.view(n, d, d)) * d
+            clean = ifft2_center(phase_shift_2d(fft2_center(x), -shift)).real
+            signal = clean[:, self.disc].var(1).mean()
+            sigma = torch.sqrt(signal / self.current_snr())
+            noisy = (clean + sigma * torch.randn_like(clean)) * self.window
+        return noisy, rot, shift
+
+    def _cpp_task(self, batch, posterior):
+        n = len(batch["images"])
+        noisy, rot_true, shift_true = self._synthetic(n, batch.get("ctf"), posterior,
+                                                      batch["images"].device)
+        given = None
+        if self.refine:                       # the true pose with simulated errors as the given one
+            v = torch.randn(n, 3, dtype=torch.float64) * (REFINE_NOISE_DEG * torch.pi / 180)
+            noise = torch.as_tensor(so3.axis_angle_to_matrix(v.numpy()), dtype=torch.float32,
+                                    device=rot_true.device)
+            given = (noise @ rot_true, shift_true + REFINE_NOISE_PX * torch.randn_like(shift_true))
+        # The synthetic batch is normalised by its own statistics but must not enter the batch-norm
+        # running statistics: those serve ``encode`` (eval mode) on real images, and a mixture of
+        # real and synthetic statistics (whose scale follows the decoder) shifts every feature.
+        with self._frozen_bn_stats(batch_stats=True):
+            rot, shift, _, _ = self._encode(noisy, with_z=False, given=given)
+        loss = self.config.lambda_p * self._pose_loss(rot, shift, rot_true, shift_true)
+        with torch.no_grad():
+            rot_err = ((rot - rot_true) ** 2).sum((1, 2)).median()
+        return loss, {"cpp": float(loss.detach()), "cpp_rot_err": float(rot_err)}
+
+    @contextlib.contextmanager
+    def _frozen_bn_stats(self, batch_stats):
+        """Batch norm of the encoder without updating its running statistics; normalising with
+        the batch's own statistics (``batch_stats``) or the running ones."""
+        bns = [b for b in self.encoder.modules() if isinstance(b, nn.BatchNorm2d)]
+        saved = [(b.momentum, b.training) for b in bns]
+        for b in bns:
+            b.momentum = 0.0
+            b.train(batch_stats)
+        try:
+            yield
+        finally:
+            for b, (mom, mode) in zip(bns, saved):
+                b.momentum = mom
+                b.train(mode)
+
+    # -- contract --------------------------------------------------------------------------------
+    def training_step(self, batch):
+        if self.training:
+            self._update_snr(batch["images"])
+        loss, out, posterior = self._image_task(batch)
+        if self.config.cpp:
+            cpp_loss, cpp_out = self._cpp_task(batch, posterior)
+            loss = loss + cpp_loss
+            out.update(cpp_out)
+        out["snr"] = self.current_snr()
+        return dict(loss=loss, **out)
+
+    @torch.no_grad()
+    def encode(self, batch):
+        """z (posterior mean), RELION rotations and shifts (Å) of the winning path (image or
+        mirror, by the image error at the posterior mean), mapped back to the image.
+
+        Batch norm uses the batch's statistics (without updating the running ones) when it holds
+        at least ``ENCODE_BATCH_STATS_MIN`` images: the running statistics, an average over the
+        last steps of weights that keep changing, differ enough from those of the final weights
+        to move the rotations (measured: median ||dR||^2 to the truth 0.50 with the running
+        statistics against 0.23 with batch statistics, the same as with running statistics
+        recomputed over the whole set at the final weights)."""
+        n = len(batch["images"])
+        images, fts, ctf = self._paths(batch)
+        with self._frozen_bn_stats(batch_stats=self.training or n >= ENCODE_BATCH_STATS_MIN):
+            rot, shift, mu, _ = self._encode(images, given=self._given_poses(batch))
+        z = mu if mu is not None else rot.new_zeros(2 * n, 0)
+        err = self._errors(fts, ctf, rot, shift, z).view(2, n)
+        flip = (err[1] < err[0])
+        rot = torch.where(flip[:, None, None], self.mirror @ rot[n:], rot[:n])
+        shift = torch.where(flip[:, None], shift[n:] * shift.new_tensor([-1.0, 1.0]), shift[:n])
+        z = torch.where(flip[:, None], z[n:], z[:n])
+        return Encoding(z=z, rotations=rot, shifts_A=shift * self.data_info.apix)

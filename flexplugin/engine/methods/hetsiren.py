@@ -1,0 +1,538 @@
+"""HetSIREN (Herreros et al., Nat Commun 2025, "HetSIREN: heterogeneous reconstruction and
+refinement of cryo-EM volumes with sinusoidal hypernetworks"): a deterministic autoencoder that
+decodes maps in real space, written from the paper and the spec (``shared/specs/
+cryosphere_hetsiren.md`` part B; [P] the paper, [C] the authors' published implementation as the
+spec describes it, [S] the spec's suggestion).
+
+Volume. The map of particle n is ``V_n = V_0 + m * dV(z_n)`` [P Eq. 2, 11] on a set of voxels:
+the sphere inscribed in the box, plus the voxels of the mask when one is given. ``V_0`` is the
+reference map when one is given (fixed), else a learned consensus (one parameter per voxel,
+starting at zero). ``dV`` is decoded only on the mask's voxels (mask > 0; the whole sphere
+without a mask) and weighted by the (soft) mask ``m``, so outside the mask the map *is* ``V_0``.
+
+Decoder [P "Decoder"; spec B.5]. Not a coordinate network: z goes through meta-sinusoidal
+layers and a final linear layer with one output per decoded voxel. A meta-sine layer is
+``y = sin(omega * (W(x) x + b(x)))`` whose weights ``[W(x) | b(x)]`` are generated from its own
+input by a ReLU hypernetwork. The first layer maps z to ``dec_dim`` features with omega = 30;
+``dec_layers`` residual layers ``h <- h + MetaSine(h)`` follow with omega = 1. The hypernetworks'
+last layers start with a SIREN initialisation of the generated weights as their bias (uniform
+1/n_in for the first layer, sqrt(6/n_in)/omega after, Sitzmann et al. 2020) and small weights, so
+the decoder starts as an ordinary SIREN that the hypernetworks then modulate (our choice; the
+spec found the published initialisers ineffective, B.5).
+
+Image model [P Eq. 1; spec B.2]. The voxel centres r (pixels from the centre) are rotated, p =
+(A r)_xy - shift (the particle sits at -origin, RELION's convention), and each voxel's value is
+splatted bilinearly onto the image (``geometry.projection.splat_2d``): a line integral along z.
+The projection is zero-padded ``ctf_pad``-fold, multiplied in Fourier space by the CTF (our
+RELION formula, protein bright) and by an optional Gaussian blur, cropped back and multiplied by
+the same soft circular window as the data. Voxel values are in units of the scale-normalised
+images (``decode_volume`` multiplies by ``data_info.scale``), so a map projects to the images as
+``reconstruct.py``'s maps do.
+
+Encoder [P "Encoder"; spec B.4]. Default: a small residual CNN on the image resized to
+``enc_box`` (conv 5x5/2 x 4, 5x5/2 x 8, residual 1x1 units, 3x3/2 x 16, residual units,
+3x3/2 x 16, then ``enc_layers`` dense layers of ``enc_dim``); option ``mlp``: ``mlp_layers``
+dense layers of ``mlp_dim`` on the flattened image. The z head (``head_layers`` dense layers and
+a final linear "latent layer", shared with the decoupling encoders) gives z. With
+``refine_poses`` two more heads give a rotation correction (axis-angle) and a shift correction
+(pixels), bounded by ``max_delta_deg`` / ``max_delta_px`` (tanh). They read a second encoder of
+the same architecture whose two input channels are the image and the model's current projection
+at the input pose (detached), plus the input pose itself (its rotation's first two rows and its
+shift): an image alone cannot tell how wrong a given pose is, the pair shows the misalignment
+(our choice; the paper branches them from the z encoder). Their last layers start at zero, so
+refinement starts from the input poses. Refined pose: ``A' = R(delta) A``, shift' = shift +
+delta_shift.
+
+Decoupling [P Eq. 3-4; spec B.7]. With ``decouple``, each step also projects the decoded maps at
+the batch's poses shuffled (clean, no CTF) and applies the shuffled CTFs to the projections at
+the particles' own poses. A pose-decoupling encoder reads the clean projections at the own and
+shuffled poses, a CTF-decoupling encoder the projections with the own and shuffled CTFs (both
+copies of the experimental encoder sharing its latent layer) and the losses
+``lambda_pose (|z - z_t|^2 + |z - z_pt|^2)`` and ``lambda_ctf (|z - z_c|^2 + |z - z_pc|^2)``
+(means over latent dimensions, as [C]) pull them onto z.
+
+Loss [P Eq. 5-12]. MSE (or 1 - correlation) between the predicted and experimental images, at
+full resolution and, with ``multires``, again after Fourier cropping both to half the box (the
+paper's "R and 2R" scheme), plus on the decoded full-resolution maps: ``l1`` mean |V|, ``neg``
+mean |min(V, 0)|, ``tv`` mean |finite differences|, ``l2grad`` mean squared finite differences
+(means, so the weights do not depend on the box [C]), and with a mask ``focus`` times the squared
+differences of the max, min, mean and standard deviation of the map inside the mask (mask >= 0.5)
+and of the reference (or, without one, of the detached consensus) [P Eq. 12].
+
+Numerics. Under autocast only the encoders run in the low precision; the decoder's voxel layer,
+the projector, the CTF and the losses run in float32.
+"""
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from ..geometry.ctf import ctf_2d
+from ..geometry.fourier import (fft2_center, fourier_crop, fourier_crop_3d, freq_grid_2d,
+                                freqs_1d, ifft2_center, soft_circular_window)
+from .base import BaseConfig, Encoding, Method
+
+
+@dataclass
+class HetSIRENConfig(BaseConfig):
+    zdim: int = 10                 # latent dimension, default 10 [P "Encoder"; spec B.4, B.11]
+    lr: float = 1e-5               # Adam learning rate [P "HetSIREN cost function"; spec B.11]
+    batch_size: int = 8            # [P "HetSIREN cost function"; spec B.11]
+    encoder: str = "conv"          # conv (default, "more robust") | mlp [P "Encoder"]
+    enc_box: int = 64              # conv encoder: images resized to 64 x 64 [C, spec B.4]
+    enc_dim: int = 256             # dense width after the conv trunk and in the heads [C, spec B.4]
+    enc_layers: int = 4            # dense layers after the conv trunk [C, spec B.4]
+    head_layers: int = 3           # dense layers of each head (z, angles, shifts) [C, spec B.4]
+    mlp_dim: int = 1024            # MLP encoder: "three hidden layers of 1024 neurons" [P]
+    mlp_layers: int = 3            # [P "Encoder"]
+    dec_dim: Optional[int] = None  # meta-sine width and hypernetwork width; None = zdim [P "Decoder"]
+    dec_layers: int = 3            # residual meta-sine layers after the first [P "three"; C, spec B.5]
+    hyper_layers: int = 1          # ReLU layers of each hypernetwork [C, spec B.5]
+    omega0: float = 30.0           # first meta-sine layer's frequency; 1 after [C, spec B.5; SIREN]
+    loss: str = "mse"              # mse (default) | corr (correlation) [P Eq. 5; spec B.8]
+    multires: bool = True          # add the half-resolution (2R) comparison [P Eq. 10; spec B.9]
+    l1: float = 0.1                # lambda_1, L1 of the map: paper 1.0, shipped tool 0.1 [spec B.8, B.15]
+    neg: float = 0.1               # lambda_2, negative values: paper 1.0, tool ties it to lambda_1 [spec B.15]
+    tv: float = 0.1                # lambda_3, total variation [P Eq. 9]
+    l2grad: float = 0.1            # lambda_4, squared gradient [P Eq. 9]
+    focus: float = 100.0           # lambda_5, distribution matching inside the mask [C, spec B.8]
+    refine_poses: bool = False     # learn pose corrections [P "pose refinement"]; off unless asked (our choice)
+    decouple: bool = False         # pose and CTF decoupling [P Eq. 3-4]; off unless asked (our choice)
+    lambda_pose: float = 1e-3      # lambda_p [C-SC, spec B.7]
+    lambda_ctf: float = 1e-3       # lambda_c [C-SC, spec B.7]
+    max_delta_deg: float = 10.0    # bound on the rotation correction, tanh-limited (our choice: local refinement)
+    max_delta_px: float = 3.0      # bound on the shift correction in pixels (our choice)
+    blur_sigma: float = 0.0        # Gaussian blur of projections, px; [C] 1 px after a nearest-pixel
+    #                                splat; after our bilinear splat 0 is closest to exact projections
+    #                                (relative error 0.4% at 0, 1.5% at 0.5, 6.8% at 1 px; measured)
+    ctf_pad: int = 2               # zero padding before applying the CTF [C, spec B.2]
+
+
+# -- building blocks ---------------------------------------------------------------------------
+class MetaSine(nn.Module):
+    """y = sin(omega (W(x) x + b(x))) with [W(x) | b(x)] generated by a ReLU hypernetwork of x."""
+
+    def __init__(self, n_in, n_out, hidden, layers, omega, first):
+        super().__init__()
+        self.n_in, self.n_out, self.omega = n_in, n_out, omega
+        mods, n = [], n_in
+        for _ in range(layers):
+            lin = nn.Linear(n, hidden)
+            nn.init.kaiming_normal_(lin.weight, nonlinearity="relu")
+            nn.init.zeros_(lin.bias)
+            mods += [lin, nn.ReLU()]
+            n = hidden
+        self.hyper = nn.Sequential(*mods)
+        self.out = nn.Linear(n, n_out * n_in + n_out)
+        # SIREN initialisation of the generated layer as the bias; small input dependence.
+        bound = 1.0 / n_in if first else math.sqrt(6.0 / n_in) / omega
+        with torch.no_grad():
+            w0 = torch.empty(n_out * n_in).uniform_(-bound, bound)
+            b0 = torch.empty(n_out).uniform_(-1 / math.sqrt(n_in), 1 / math.sqrt(n_in))
+            self.out.bias.copy_(torch.cat([w0, b0]))
+            self.out.weight.normal_(0.0, 0.1 * bound / math.sqrt(n))
+
+    def forward(self, x):
+        p = self.out(self.hyper(x))
+        w = p[:, :self.n_out * self.n_in].reshape(-1, self.n_out, self.n_in)
+        b = p[:, self.n_out * self.n_in:]
+        return torch.sin(self.omega * (torch.einsum("boi,bi->bo", w, x) + b))
+
+
+def _he_init(module):
+    """He (Kaiming) normal weights and zero biases for the ReLU layers of the encoders: PyTorch's
+    default initialisation shrinks the differences between images ~2x per layer, so that z
+    started almost equal for every image (measured: 1e-5 spread after the conv trunk and heads)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+    return module
+
+
+def _dense(n_in, width, layers):
+    mods, n = [], n_in
+    for _ in range(layers):
+        mods += [nn.Linear(n, width), nn.ReLU()]
+        n = width
+    return _he_init(nn.Sequential(*mods)), n
+
+
+class _Res1x1(nn.Module):
+    """Two residual units of 1x1 convolutions: relu(x + c2(relu(c1(x)))), relu(x + c3(x))."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.c1, self.c2, self.c3 = nn.Conv2d(c, c, 1), nn.Conv2d(c, c, 1), nn.Conv2d(c, c, 1)
+
+    def forward(self, x):
+        x = torch.relu(x + self.c2(torch.relu(self.c1(x))))
+        return torch.relu(x + self.c3(x))
+
+
+class Trunk(nn.Module):
+    """Images (B, D, D), or (B, C, D, D) with ``channels`` = C, -> features (B, n_out): the
+    residual CNN or the MLP of the paper."""
+
+    def __init__(self, cfg, box, channels=1):
+        super().__init__()
+        self.kind = cfg.encoder
+        if cfg.encoder == "conv":
+            self.size = int(cfg.enc_box)
+            if self.size < 16:
+                raise ValueError("enc_box must be at least 16 (got %d)" % self.size)
+            self.conv = nn.Sequential(
+                nn.Conv2d(channels, 4, 5, 2, 2), nn.ReLU(), nn.Conv2d(4, 8, 5, 2, 2), nn.ReLU(), _Res1x1(8),
+                nn.Conv2d(8, 16, 3, 2, 1), nn.ReLU(), _Res1x1(16),
+                nn.Conv2d(16, 16, 3, 2, 1), nn.ReLU())
+            _he_init(self.conv)
+            s = self.size
+            for _ in range(4):
+                s = (s + 1) // 2
+            self.dense, self.n_out = _dense(16 * s * s, cfg.enc_dim, cfg.enc_layers)
+        elif cfg.encoder == "mlp":
+            self.dense, self.n_out = _dense(channels * box * box, cfg.mlp_dim, cfg.mlp_layers)
+        else:
+            raise ValueError("unknown encoder %r (conv, mlp)" % cfg.encoder)
+
+    def forward(self, img):
+        if self.kind == "conv":
+            x = img[:, None] if img.ndim == 3 else img
+            if x.shape[-1] != self.size:
+                x = F.interpolate(x, size=(self.size, self.size), mode="bilinear",
+                                  align_corners=False, antialias=x.shape[-1] > self.size)
+            return self.dense(self.conv(x).flatten(1))
+        return self.dense(img.flatten(1))
+
+
+def splat_bilinear(px, py, weights, d):
+    """Bilinear splat of points at pixel indices (px, py), each (B, M), with (B, M) weights into
+    (B, d, d): the same as ``geometry.projection.splat_2d``, in one scatter on a padded grid
+    (points beyond the border are clamped onto the padding and cropped away), several times
+    faster."""
+    n, pad = px.shape[0], 2
+    size = d + 2 * pad
+    qx = px.clamp(-pad, d + pad - 1.001) + pad
+    qy = py.clamp(-pad, d + pad - 1.001) + pad
+    x0, y0 = torch.floor(qx), torch.floor(qy)
+    fx, fy = qx - x0, qy - y0
+    i0 = (y0 * size + x0).long()
+    idx = torch.cat([i0, i0 + 1, i0 + size, i0 + size + 1], dim=1)
+    a, b = weights - fy * weights, fy * weights
+    w = torch.cat([a - fx * a, fx * a, b - fx * b, fx * b], dim=1)
+    img = torch.zeros(n, size * size, dtype=w.dtype, device=w.device).scatter_add_(1, idx, w)
+    return img.reshape(n, size, size)[:, pad:pad + d, pad:pad + d]
+
+
+def axis_angle_to_matrix_torch(v):
+    """Differentiable Rodrigues formula: (B, 3) rotation vectors (radians) -> (B, 3, 3)."""
+    theta = torch.sqrt((v ** 2).sum(-1) + 1e-20)[:, None, None]
+    zero = torch.zeros_like(v[:, 0])
+    k = torch.stack([zero, -v[:, 2], v[:, 1], v[:, 2], zero, -v[:, 0], -v[:, 1], v[:, 0], zero],
+                    dim=-1).reshape(-1, 3, 3)
+    a = torch.sinc(theta / math.pi)                       # sin(t) / t
+    b = 0.5 * torch.sinc(theta / (2 * math.pi)) ** 2      # (1 - cos t) / t^2
+    return torch.eye(3, dtype=v.dtype, device=v.device) + a * k + b * (k @ k)
+
+
+# -- the method --------------------------------------------------------------------------------
+class HetSIREN(Method):
+    """HetSIREN: real-space decoding with a sinusoidal hypernetwork, masks, pose refinement."""
+    name = "hetsiren"
+    Config = HetSIRENConfig
+    uses = ("mask", "reference")
+
+    def __init__(self, config, data_info, inputs=None):
+        super().__init__(config, data_info, inputs)
+        cfg, d = config, data_info.box
+        if cfg.loss not in ("mse", "corr"):
+            raise ValueError("--loss must be mse or corr (got %r)" % cfg.loss)
+        if cfg.zdim < 0 or cfg.ctf_pad < 1 or cfg.blur_sigma < 0:
+            raise ValueError("zdim >= 0, ctf_pad >= 1 and blur_sigma >= 0 are required")
+        self.width = cfg.dec_dim if cfg.dec_dim else max(cfg.zdim, 1)
+        if self.width < 1:
+            raise ValueError("--dec-dim must be positive")
+        mask = self.inputs.get("mask")
+        ref = self.inputs.get("reference")
+        for key, t in (("mask", mask), ("reference", ref)):
+            if t is not None and tuple(t.shape) != (d, d, d):
+                raise ValueError("the %s is %s, the training box is %d^3" % (key, tuple(t.shape), d))
+
+        # Voxel set S: the inscribed sphere plus the mask's voxels (flattened z, y, x indices).
+        f = freqs_1d(d) * d
+        zz, yy, xx = torch.meshgrid(f, f, f, indexing="ij")
+        inside = (xx ** 2 + yy ** 2 + zz ** 2 < (d / 2) ** 2).reshape(-1)
+        m = mask.reshape(-1).float().clamp(0, 1) if mask is not None else None
+        if m is not None:
+            inside = inside | (m > 0)
+        idx = torch.nonzero(inside)[:, 0]
+        coords = torch.stack([xx.reshape(-1), yy.reshape(-1), zz.reshape(-1)], dim=-1)[idx]
+        self.register_buffer("vox_idx", idx, persistent=False)            # (M,) into D^3
+        self.register_buffer("vox_xyz", coords.float(), persistent=False)  # (M, 3) px
+        # Decoded voxels (positions in S) and their mask weights.
+        if m is not None:
+            ms = m[idx]
+            dec = torch.nonzero(ms > 0)[:, 0]
+            self.register_buffer("dec_pos", dec, persistent=False)
+            self.register_buffer("dec_w", ms[dec], persistent=False)
+            self.register_buffer("focus_pos", torch.nonzero(ms >= 0.5)[:, 0], persistent=False)
+        else:
+            dec = torch.arange(len(idx))
+            self.register_buffer("dec_pos", dec, persistent=False)
+            self.register_buffer("dec_w", torch.ones(len(idx)), persistent=False)
+            self.focus_pos = None
+        n_dec = len(dec)
+        # Base map V_0 in image units: the reference (fixed) or a learned consensus.
+        if ref is not None:
+            self.register_buffer("ref_vals", ref.reshape(-1).float()[idx] / data_info.scale,
+                                 persistent=False)
+            # The whole reference, for the voxels outside S in decoded maps.
+            self.register_buffer("ref_full", ref.reshape(-1).float() / data_info.scale,
+                                 persistent=False)
+            self.consensus = None
+        else:
+            self.ref_vals = self.ref_full = None
+            self.consensus = nn.Parameter(torch.zeros(len(idx)))
+        if self.focus_pos is not None and len(self.focus_pos) < 2:
+            self.focus_pos = None
+
+        # Decoder: meta-sine layers and one linear output per decoded voxel.
+        w = self.width
+        if cfg.zdim > 0:
+            self.meta = nn.ModuleList(
+                [MetaSine(cfg.zdim, w, w, cfg.hyper_layers, cfg.omega0, first=True)]
+                + [MetaSine(w, w, w, cfg.hyper_layers, 1.0, first=False)
+                   for _ in range(cfg.dec_layers)])
+            self.vox_weight = nn.Parameter(torch.empty(n_dec, w))
+            with torch.no_grad():
+                if ref is not None:
+                    # [C] starts at U(0.1 min V_0, 0.1 max V_0); a zero-mean version of that
+                    # spread, divided by the width, starts the maps close to the reference.
+                    a = 0.1 * float(self.ref_vals.abs().max()) / w
+                else:
+                    a = math.sqrt(6.0 / (n_dec + w))        # Glorot uniform [C]
+                self.vox_weight.uniform_(-a, a)
+        else:
+            self.meta, self.vox_weight = None, None
+        # A z-independent change of the reference (the consensus already is one without it).
+        self.vox_bias = nn.Parameter(torch.zeros(n_dec)) if ref is not None else None
+
+        # Encoders.
+        if cfg.zdim > 0:
+            self.trunk = Trunk(cfg, d)
+            self.z_head, n = _dense(self.trunk.n_out, cfg.enc_dim, cfg.head_layers)
+            self.latent = nn.Linear(n, cfg.zdim)          # shared "conformational latent layer"
+        if cfg.refine_poses:
+            # The pose heads read the image and the model's projection at the input pose (two
+            # channels) and the input pose itself.
+            self.pose_enc = Trunk(cfg, d, channels=2)
+            n_in = self.pose_enc.n_out + 8
+            self.rot_head, n = _dense(n_in, cfg.enc_dim, cfg.head_layers)
+            self.rot_out = nn.Linear(n, 3)
+            self.shift_head, n = _dense(n_in, cfg.enc_dim, cfg.head_layers)
+            self.shift_out = nn.Linear(n, 2)
+            for lin in (self.rot_out, self.shift_out):
+                nn.init.zeros_(lin.weight)
+                nn.init.zeros_(lin.bias)
+        if cfg.decouple and cfg.zdim > 0:
+            self.pose_trunk = Trunk(cfg, d)
+            self.pose_z_head, _ = _dense(self.pose_trunk.n_out, cfg.enc_dim, cfg.head_layers)
+            self.ctf_trunk = Trunk(cfg, d)
+            self.ctf_z_head, _ = _dense(self.ctf_trunk.n_out, cfg.enc_dim, cfg.head_layers)
+
+        win = soft_circular_window(d) if data_info.window else torch.ones(d, d)
+        self.register_buffer("window", win, persistent=False)
+        p = cfg.ctf_pad * d
+        k2 = (freq_grid_2d(p) ** 2).sum(-1)
+        self.register_buffer("blur", torch.exp(-2 * math.pi ** 2 * cfg.blur_sigma ** 2 * k2),
+                             persistent=False)
+
+    # -- volume --------------------------------------------------------------------------------
+    def _base(self):
+        return self.ref_vals if self.ref_vals is not None else self.consensus
+
+    def _delta(self, z):
+        """Decoded change on the decoded voxels: (B, n_dec) float32, or None."""
+        parts = []
+        if self.meta is not None:
+            h = self.meta[0](z)
+            for layer in self.meta[1:]:
+                h = h + layer(h)
+            with torch.autocast(z.device.type, enabled=False):
+                parts.append(h.float() @ self.vox_weight.t())
+        if self.vox_bias is not None:
+            parts.append(self.vox_bias.expand(len(z), -1))
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else parts[0] + parts[1]
+
+    def _volume(self, z):
+        """Voxel values on S (B, M), float32, image units."""
+        base = self._base().float().expand(len(z), -1)
+        delta = self._delta(z)
+        if delta is None:
+            return base
+        change = torch.zeros_like(base).index_copy(1, self.dec_pos, delta * self.dec_w)
+        return base + change
+
+    def _grid(self, vals):
+        """(B, M) voxel values -> (B, D, D, D) maps."""
+        d = self.data_info.box
+        out = torch.zeros(len(vals), d ** 3, dtype=vals.dtype, device=vals.device)
+        out.index_copy_(1, self.vox_idx, vals)
+        return out.reshape(-1, d, d, d)
+
+    # -- image model ---------------------------------------------------------------------------
+    def _project(self, vals, rotations, shifts_px):
+        """Line integrals (B, D, D) of the voxel values at the poses (particle at -shift)."""
+        d = self.data_info.box
+        xy = torch.matmul(rotations[:, :2, :].float(), self.vox_xyz.t())     # (B, 2, M)
+        c = d // 2 - shifts_px.float()
+        return splat_bilinear(xy[:, 0] + c[:, :1], xy[:, 1] + c[:, 1:], vals, d)
+
+    def _filter(self, proj, ctf):
+        """CTF (when given) and blur in Fourier space on the padded image, cropped, windowed."""
+        d = proj.shape[-1]
+        if ctf is None and self.config.blur_sigma == 0:
+            return proj * self.window
+        p = self.config.ctf_pad * d
+        a = p // 2 - d // 2
+        x = F.pad(proj, (a, p - d - a, a, p - d - a))
+        filt = self.blur
+        if ctf is not None:
+            filt = filt * ctf_2d(p, self.data_info.apix, ctf, device=proj.device)
+        x = ifft2_center(fft2_center(x) * filt).real
+        return x[..., a:a + d, a:a + d] * self.window
+
+    def _cost(self, pred, img):
+        if self.config.loss == "mse":
+            return ((pred - img) ** 2).mean()
+        pc = pred - pred.mean((-2, -1), keepdim=True)
+        ic = img - img.mean((-2, -1), keepdim=True)
+        num = (pc * ic).sum((-2, -1))
+        den = torch.sqrt((pc ** 2).sum((-2, -1)) * (ic ** 2).sum((-2, -1)) + 1e-12)
+        return (1 - num / den).mean()
+
+    def _data_loss(self, pred, img):
+        loss = self._cost(pred, img)
+        if self.config.multires and img.shape[-1] >= 8:
+            d2 = img.shape[-1] // 2
+            d2 += d2 % 2
+            loss = loss + self._cost(fourier_crop(pred, d2), fourier_crop(img, d2))
+        return loss
+
+    # -- encoders ------------------------------------------------------------------------------
+    def _encode(self, batch):
+        """(z, rotations, shifts_px, voxel values) with the refined pose when refine_poses."""
+        img = batch["images"]
+        rot, shifts = batch["rotations"].float(), batch["shifts_px"].float()
+        n = len(img)
+        z = (self.latent(self.z_head(self.trunk(img))).float() if self.zdim > 0
+             else torch.zeros(n, 0, device=img.device))
+        with torch.autocast(img.device.type, enabled=False):
+            vals = self._volume(z)
+        if self.config.refine_poses:
+            d = self.data_info.box
+            with torch.no_grad(), torch.autocast(img.device.type, enabled=False):
+                guide = self._filter(self._project(vals.detach(), rot, shifts), batch.get("ctf"))
+            feats = self.pose_enc(torch.stack([img, guide.to(img.dtype)], dim=1))
+            pose = torch.cat([rot[:, :2, :].reshape(n, 6), shifts / d], dim=1).to(feats.dtype)
+            x = torch.cat([feats, pose], dim=1)
+            dr = self.rot_out(self.rot_head(x)).float()
+            ds = self.shift_out(self.shift_head(x)).float()
+            dr = torch.tanh(dr / self.config.max_delta_deg) * math.radians(self.config.max_delta_deg)
+            ds = torch.tanh(ds / self.config.max_delta_px) * self.config.max_delta_px
+            rot = axis_angle_to_matrix_torch(dr) @ rot
+            shifts = shifts + ds
+        return z, rot, shifts, vals
+
+    # -- contract ------------------------------------------------------------------------------
+    def training_step(self, batch):
+        cfg = self.config
+        img = batch["images"].float()
+        ctf = batch.get("ctf")
+        z, rot, shifts, vals = self._encode(batch)
+        out = {}
+        with torch.autocast(img.device.type, enabled=False):
+            proj = self._project(vals, rot, shifts)
+            pred = self._filter(proj, ctf)
+            data = self._data_loss(pred, img)
+            loss = data
+            out["data"] = float(data.detach())
+            grid = None
+            if cfg.l1:
+                l1 = vals.abs().mean()
+                loss = loss + cfg.l1 * l1
+            if cfg.neg:
+                loss = loss + cfg.neg * torch.relu(-vals).mean()
+            if cfg.tv or cfg.l2grad:
+                grid = self._grid(vals)
+                for k in (1, 2, 3):
+                    g = grid.diff(dim=k)
+                    loss = loss + (cfg.tv * g.abs() + cfg.l2grad * g * g).mean() / 3
+            if cfg.focus and self.focus_pos is not None:
+                foc = self._focus_loss(vals)
+                loss = loss + cfg.focus * foc
+                out["focus"] = float(foc.detach())
+        if cfg.decouple and self.zdim > 0 and len(img) > 1:
+            lp, lc = self._decoupling(z, vals, proj, rot, shifts, ctf)
+            loss = loss + cfg.lambda_pose * lp + cfg.lambda_ctf * lc
+            out["pose_dec"] = float(lp.detach())
+            out["ctf_dec"] = float(lc.detach())
+        out["loss"] = loss
+        return out
+
+    def _focus_loss(self, vals):
+        v = vals[:, self.focus_pos]
+        r = (self.ref_vals if self.ref_vals is not None else self.consensus.detach())[self.focus_pos]
+
+        def stats(x):
+            return torch.stack([x.amax(-1), x.amin(-1), x.mean(-1), x.std(-1)], dim=-1)
+        return ((stats(v) - stats(r.float())[None]) ** 2).sum(-1).mean()
+
+    def _decoupling(self, z, vals, proj, rot, shifts, ctf):
+        n = len(z)
+        perm = torch.roll(torch.randperm(n, device=z.device), 1)   # a shuffle
+        with torch.autocast(z.device.type, enabled=False):
+            clean = self._filter(proj, None)
+            clean_p = self._filter(self._project(vals, rot[perm], shifts[perm]), None)
+        zt = self.latent(self.pose_z_head(self.pose_trunk(torch.cat([clean, clean_p])))).float()
+        lp = ((z - zt[:n]) ** 2).mean() + ((z - zt[n:]) ** 2).mean()
+        if ctf is None:
+            return lp, torch.zeros((), device=z.device)
+        perm2 = torch.randperm(n, device=z.device)
+        with torch.autocast(z.device.type, enabled=False):
+            own = self._filter(proj, ctf)
+            other = self._filter(proj, ctf[perm2])
+        zc = self.latent(self.ctf_z_head(self.ctf_trunk(torch.cat([own, other])))).float()
+        lc = ((z - zc[:n]) ** 2).mean() + ((z - zc[n:]) ** 2).mean()
+        return lp, lc
+
+    @torch.no_grad()
+    def encode(self, batch):
+        z, rot, shifts, _ = self._encode(batch)
+        if not self.config.refine_poses:
+            return Encoding(z=z.float())
+        return Encoding(z=z.float(), rotations=rot.float(),
+                        shifts_A=shifts.float() * self.data_info.apix)
+
+    @torch.no_grad()
+    def decode_volume(self, z, box=None):
+        d0 = self.data_info.box
+        d = d0 if box is None else int(box)
+        if d > d0 or d % 2:
+            raise ValueError("decode box must be even and at most the training box %d" % d0)
+        dev = self.vox_xyz.device
+        z = torch.as_tensor(z, dtype=torch.float32, device=dev).reshape(1, self.zdim)
+        vals = self._volume(z)[0]
+        if self.ref_full is not None:      # outside S the map is the reference
+            vol = self.ref_full.clone().index_copy_(0, self.vox_idx, vals).reshape(d0, d0, d0)
+        else:
+            vol = self._grid(vals[None])[0]
+        vol = vol * self.data_info.scale
+        if d != d0:
+            vol = fourier_crop_3d(vol.double(), d).float()
+        return vol.float()

@@ -1,0 +1,219 @@
+"""cryoSPHERE on a small synthetic two-domain atomic model (100 C-alpha residues, two compact
+domains of 50), simulated by ``flexplugin simulate --structure`` as a hinge motion of the second
+domain (5 states, 0 to 60 degrees; D=32, 3 Å/px, 1500 particles, SNR 0.1, CTF, shifts, known
+poses), trained once with a small architecture, lr 1e-3 (1e-2 for the segmentation, the paper's
+ratio) and batch 32 for 12 epochs on one CPU thread (the paper's 3e-5 / 128 need far more epochs
+than a test can afford). K = 3 segments, so that the initial segmentation (boundaries at residues
+33 and 67) differs from the true one (50)."""
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+
+from conftest import run_cli
+from flexplugin.engine.inputs import load_inputs
+from flexplugin.engine.io import read_mrc, read_particles
+from flexplugin.engine.io.structure import read_structure
+from flexplugin.engine.methods import DataInfo, load_method
+from flexplugin.engine.methods.cryosphere import CryoSPHERE
+
+BOX, APIX = 32, 3.0
+TRAIN = ["--zdim", 2, "--segments", 3, "--enc-dim", 128, "--enc-layers", 2, "--dec-dim", 128,
+         "--dec-layers", 1, "--lr", 1e-3, "--lr-segments", 1e-2, "--batch-size", 32, "--kl-warmup", 5,
+         "--kl-cycle", 0, "--threads", 1, "--log-every", 0]
+
+# Thresholds (measured values in the comments; a broken model fails each one).
+# Residues whose hard segment's majority domain is their true domain: measured 0.98 (segments of
+# 47, 5 and 48 residues: the middle one shrinks and the boundary moves to residue 50; 0.99-1.00
+# with 10-20 epochs); the initial segmentation (one that does not learn) gives 0.83.
+SEGMENT_MATCH_MIN = 0.92
+# |Spearman(PC1 of z, state)|: measured 0.89; a z that carries no information gives ~0.
+SPEARMAN_MIN = 0.75
+# C-alpha RMSD (Å) of the structure decoded at each state's median z against that state, for the
+# states that moved (15, 30, 45, 60 degrees; the undeformed input model is 2.14, 4.24, 6.27,
+# 8.19 Å away): measured 0.78, 1.59, 2.45, 3.39 (the ends shrink towards the middle at this
+# SNR), i.e. at most 0.41 of the undeformed model's RMSD; a decoder that does not move gives 1.0.
+STATE_RMSD_RATIO_MAX = 0.6
+# Median over particles of the RMSD between the structure decoded at the particle's z and its
+# state: measured 1.80 Å (the undeformed model: 4.24 Å).
+PARTICLE_RMSD_MAX = 2.5
+
+
+def two_domain_chain(n_per=50, radius=11.0, seed=7):
+    """C-alpha chain (2 n_per, 3) Å: two compact random-walk domains (3.8 Å steps, non-adjacent
+    residues >= 4 Å apart), each inside a sphere of ``radius``, the second starting where the
+    first ends."""
+    rng = np.random.default_rng(seed)
+
+    def walk(start, centre, n):
+        pts = [start]
+        while len(pts) < n:
+            for _ in range(2000):
+                u = rng.normal(size=3)
+                p = pts[-1] + 3.8 * u / np.linalg.norm(u)
+                if np.linalg.norm(p - centre) <= radius and (
+                        len(pts) < 2 or np.linalg.norm(np.array(pts[:-1]) - p, axis=1).min() >= 4.2):
+                    pts.append(p)
+                    break
+            else:
+                return None
+        return np.array(pts)
+
+    while True:
+        d1 = walk(rng.normal(size=3), np.zeros(3), n_per)
+        if d1 is None:
+            continue
+        u = d1[-1] / np.linalg.norm(d1[-1])
+        d2 = walk(d1[-1] + 3.8 * u, d1[-1] + (radius + 2.8) * u, n_per)
+        if d2 is None:
+            continue
+        x = np.concatenate([d1, d2])
+        dist = np.linalg.norm(x[:, None] - x[None], axis=-1)
+        if dist[np.triu_indices(len(x), 2)].min() >= 4.0:
+            return x
+
+
+def write_pdb(path, coords):
+    names = ["ALA", "GLY", "LEU", "SER", "LYS", "GLU"]
+    lines = ["ATOM  %5d  CA  %3s A%4d    %8.3f%8.3f%8.3f  1.00  0.00           C"
+             % (i + 1, names[i % 6], i + 1, *p) for i, p in enumerate(coords)]
+    path.write_text("\n".join(lines + ["END"]) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def hinge_set(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cryosphere_hinge")
+    # Anywhere in space: the simulator centres it in the box and writes it so as gt_model.pdb.
+    pdb = write_pdb(out / "input.pdb", two_domain_chain() + [10.0, -5.0, 20.0])
+    assert run_cli("simulate", "--out", out / "sim", "--n", 1500, "--box", BOX, "--apix", APIX,
+                   "--snr", 0.1, "--seed", 5, "--structure", pdb, "--states", 5) == 0
+    return out / "sim"
+
+
+@pytest.fixture(scope="module")
+def trained(hinge_set, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cryosphere_train")
+    assert run_cli("train", "cryosphere", "--particles", hinge_set / "particles.star", "--structure",
+                   hinge_set / "gt_model.pdb", "--out", out, "--epochs", 12, *TRAIN) == 0
+    return out
+
+
+def _fresh(sim, zdim=0, **config):
+    table = read_particles(sim / "particles.star")
+    inputs, paths = load_inputs(CryoSPHERE, table, BOX, atomic_model=sim / "gt_model.pdb")
+    return CryoSPHERE(CryoSPHERE.Config(zdim=zdim, **config), DataInfo(box=BOX, apix=APIX, **paths), inputs)
+
+
+def test_model_frame_matches_the_simulator(hinge_set):
+    """gt_model.pdb is the simulated particle placed in a map of origin 0 (box centre at
+    D//2 * apix Å): the undeformed model renders the simulator's state-0 map; the same model
+    centred on the origin (not fitted into the box) is refused."""
+    model = _fresh(hinge_set)
+    gt, _ = read_mrc(hinge_set / "gt_volumes" / "state_00.mrc")
+    vol = model.decode_volume(torch.zeros(0)).numpy()
+    assert np.abs(vol - gt).max() < 1e-3 * gt.max()
+    st = read_structure(hinge_set / "gt_model.pdb")
+    assert np.allclose(st.coords[0].mean(0), BOX // 2 * APIX, atol=1e-3)
+    assert np.allclose(model.decode_structure(torch.zeros(0)).numpy(), st.coords[0], atol=1e-3)
+    inputs = dict(model.inputs["atomic_model"])
+    inputs["coords"] = inputs["coords"] - inputs["coords"].mean(0)
+    with pytest.raises(ValueError, match="fit the model"):
+        CryoSPHERE(model.config, model.data_info, {"atomic_model": inputs})
+
+
+def test_segment_moves_as_a_rigid_body(hinge_set):
+    """A rotation of one segment (quaternion (1, tan(theta/2) u)) rotates its residues by theta
+    about the box centre and leaves the others in place; W rows sum to 1."""
+    model = _fresh(hinge_set, segments=2, tau=0.01)
+    w = model.segmentation()[0].detach()
+    assert torch.allclose(w.sum(-1), torch.ones(len(w)))
+    with torch.no_grad():
+        model.transform.zero_()
+        model.transform[9:12] = torch.tensor([0.0, 0.0, np.tan(np.deg2rad(15))])   # segment 1, 30° about z
+    x0 = model.base.numpy()
+    x = model.decode_structure(torch.zeros(0)).numpy() - model.centre_A
+    rz = np.array([[np.cos(np.pi / 6), -np.sin(np.pi / 6), 0], [np.sin(np.pi / 6), np.cos(np.pi / 6), 0], [0, 0, 1]])
+    hard = w.max(-1).values.numpy() > 1 - 1e-6
+    label = w.argmax(-1).numpy()
+    assert hard.sum() > 80
+    assert np.allclose(x[hard & (label == 1)], x0[hard & (label == 1)] @ rz.T, atol=1e-3)
+    assert np.allclose(x[hard & (label == 0)], x0[hard & (label == 0)], atol=1e-4)
+
+
+def test_segmentation_matches_the_domains(hinge_set, trained):
+    model = load_method(trained / "checkpoint.pt")
+    seg = model.segments().numpy()
+    truth = np.load(hinge_set / "gt_segments.npy")
+    # Each learned segment stands for the domain most of its residues belong to.
+    match = sum(np.bincount(truth[seg == s]).max() for s in np.unique(seg)) / len(truth)
+    print("segments %s, residues matching the domains %.3f" % (np.bincount(seg, minlength=3), match))
+    assert match >= SEGMENT_MATCH_MIN
+
+
+def test_latent_orders_the_hinge_states(hinge_set, trained):
+    z = np.load(trained / "z.npy")
+    zc = z - z.mean(0)
+    pc1 = zc @ np.linalg.svd(zc, full_matrices=False)[2][0]
+    r = abs(spearmanr(pc1, np.load(hinge_set / "z_true.npy")).correlation)
+    print("|Spearman(PC1 z, state)| = %.3f" % r)
+    assert r > SPEARMAN_MIN
+
+
+def test_decoded_structures_match_the_states(hinge_set, trained, tmp_path):
+    model = load_method(trained / "checkpoint.pt")
+    z = np.load(trained / "z.npy")
+    labels = np.load(hinge_set / "labels.npy")
+    states = np.load(hinge_set / "gt_structures.npy")          # (5, R, 3) Å, gt_model.pdb's frame
+
+    def rmsd(a, b):
+        return np.sqrt(((a - b) ** 2).sum(-1).mean(-1))
+
+    medians = np.stack([np.median(z[labels == s], axis=0) for s in range(len(states))])
+    for s in range(1, len(states)):
+        got = rmsd(model.decode_structure(torch.as_tensor(medians[s])).numpy(), states[s])
+        base = rmsd(states[0], states[s])
+        print("state %d: RMSD %.2f Å at its median z, undeformed model %.2f Å" % (s, got, base))
+        assert got < STATE_RMSD_RATIO_MAX * base
+    per_particle = rmsd(model.decode_structure(torch.as_tensor(z)).numpy(), states[labels])
+    print("median per-particle RMSD %.2f Å (undeformed %.2f Å)"
+          % (np.median(per_particle), np.median(rmsd(states[0], states[labels]))))
+    assert np.median(per_particle) < PARTICLE_RMSD_MAX
+
+    # decode writes the model beside each map, in the input model's frame.
+    np.savetxt(tmp_path / "z.txt", medians)
+    assert run_cli("decode", "--model", trained, "--z-file", tmp_path / "z.txt", "--out", tmp_path / "dec") == 0
+    st = read_structure(tmp_path / "dec" / "vol_004.pdb")
+    ref = read_structure(hinge_set / "gt_model.pdb")
+    assert st.names == ref.names and (st.numbers == ref.numbers).all()
+    assert np.allclose(st.coords[0], model.decode_structure(torch.as_tensor(medians[4])).numpy(), atol=2e-3)
+    vol, apix = read_mrc(tmp_path / "dec" / "vol_004.mrc")
+    gt, _ = read_mrc(hinge_set / "gt_volumes" / "state_04.mrc")
+    assert vol.shape == (BOX,) * 3 and abs(apix - APIX) < 1e-5 and 0.5 < vol.std() / gt.std() < 2
+
+
+def test_continuity_and_clash_losses(hinge_set):
+    """Both optional terms are zero for the input model and grow when residues are pushed together."""
+    model = _fresh(hinge_set, zdim=2, continuity_weight=0.1, clash_weight=0.1)
+    base = model.base[None]
+    assert float(model.continuity_loss(base)) < 1e-8 and float(model.clash_loss(base)) == 0
+    squeezed = base * 0.8
+    assert float(model.continuity_loss(squeezed)) > 0.1 and float(model.clash_loss(squeezed)) > 0.1
+    from flexplugin.engine.data import ParticleDataset
+    batch = ParticleDataset(read_particles(hinge_set / "particles.star"))[np.arange(8)]
+    out = model.training_step(batch)
+    assert torch.isfinite(out["loss"]) and "continuity" in out and "clash" in out
+
+
+def test_result_files_describe_the_motion(hinge_set, trained):
+    """segments.txt and segment_motions.npz: the segment that moves most turns with the state."""
+    model = load_method(trained / "checkpoint.pt")
+    seg = np.loadtxt(trained / "segments.txt", dtype=int, ndmin=2)
+    assert (seg[:, 1] == model.segments().numpy() + 1).all()
+    motions = np.load(trained / "segment_motions.npz")
+    angle = motions["angle_deg"]
+    assert angle.shape == (1500, model.config.segments) and motions["translation_A"].shape == (1500, model.config.segments, 3)
+    moving = angle.std(0).argmax()
+    r = abs(spearmanr(angle[:, moving], np.load(hinge_set / "z_true.npy")).correlation)
+    print("|Spearman(angle of the most moving segment, state)| = %.3f" % r)
+    assert r > SPEARMAN_MIN

@@ -1,0 +1,261 @@
+"""HetACUMN on small simulated sets (D=32, 1500 particles, CTF, shifts, one CPU thread), and the
+pose / latent evaluation helpers of analysis/poses.py.
+
+A small architecture (ResNet width 16, heads 64, decoder 64 x 2), lr 1e-3, batch 32. The paper's
+sizes and schedule (ResNet-18 at width 64, FCH for 50 epochs, batches of 128-512, tens of
+thousands of images per epoch) are far beyond a CPU test: ab initio pose recovery is not reached
+at this size (see the ab initio test's docstring). Pose learning is checked where a CPU test can
+see it: the encoder regressing rotations from images under the pose loss (the CPP supervision,
+here on the star's poses) must fall clearly below the random error, and refining given poses
+must keep them. The other science tests check the data's SNR estimate, valid pose outputs,
+conformations separated in z, and the geometry of the image model and of the mirror
+compensation exactly.
+"""
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
+
+from flexplugin.engine.analysis.poses import (
+    RANDOM_MEDIAN_ROT_ERROR,
+    J,
+    align_rotations,
+    classification_error,
+    entanglement,
+    latent_entanglement,
+    pose_errors,
+    spearman_pc1,
+)
+from flexplugin.engine.geometry import so3
+from flexplugin.engine.io import write_mrc
+from flexplugin.engine.simulate import builtin_object, render_volume
+
+SMALL = ["--enc-dim", 16, "--head-dim", 64, "--dec-dim", 64, "--dec-layers", 2, "--lr", 1e-3,
+         "--batch-size", 32, "--precision", "fp32", "--threads", 1, "--log-every", 0]
+
+# Thresholds (measured values in the comments).
+# SNR of the adaptive synthetic noise estimated from the data (signal variance inside 0.85 D/2,
+# noise from the ring outside): 1.63-1.66 on sets simulated at SNR 1 (whose SNR is defined over
+# the whole box; the disc holds the same signal in ~57% of the pixels, hence ~1.7x).
+SNR_RANGE = (1.3, 2.1)
+# Two volumes (whole object / arm removed), SNR 1, zdim 2, rendering at the given poses, FCH for
+# the first epoch, 6 epochs: ARI of k-means(2) on z 0.27 (E_z 0.13; 300 s on a shared, loaded
+# core); z carrying no information gives ~0. A weak bound: the separation is still growing at
+# 6 epochs (KL 2 -> 5.6 nats between epochs 2 and 3), more epochs do not fit a test.
+TWO_STATE_ARI_MIN = 0.15
+# Supervised rotation regression (encoder + heads, pose loss of Eq. 8 on the star's poses, 1600
+# noiseless D=32 images with CTF, 16 epochs, ~40-60 s): held-out median ||dR||_F^2 4.5-5.2 over
+# epochs 10-16 (4.53 at 16; not monotone at this size); an encoder that does not learn rotations
+# (or a 6D head / target convention mismatch) stays at the random 6.4-6.8.
+SUPERVISED_ROT_MAX = 5.8
+# Refinement of given poses perturbed by 10 degrees per axis and 1 px (median ||dR||^2 0.139,
+# shift error 1.36 px^2), 2 epochs rendering at the given poses: 0.138 and 1.36 px^2 (kept).
+# Before the heads were conditioned on the given pose (the encoder only pulled toward it by the
+# pose loss) the result was the random 6.7; with stale batch-norm statistics in ``encode`` and
+# one epoch of image loss at the encoder's poses, 0.50.
+REFINE_ROT_MAX = 0.2
+REFINE_SHIFT_MAX = 2.0
+
+def _train(data, out, epochs, *extra):
+    assert run_cli("train", "hetacumn", "--particles", data / "particles.star", "--out", out,
+                   "--epochs", epochs, *SMALL, *extra) == 0
+    return (np.load(out / "z.npy"), np.load(out / "rotations.npy"),
+            np.load(out / "shifts_A.npy"))
+
+
+# -- analysis/poses.py ----------------------------------------------------------------------------
+
+def test_alignment_recovers_a_global_rotation_and_the_hand():
+    rng = np.random.default_rng(0)
+    true = so3.random_rotations(500, rng)
+    q = so3.random_rotations(1, rng)[0]
+    noise = so3.axis_angle_to_matrix(rng.normal(scale=0.05, size=(500, 3)))
+    pred = true @ q @ noise
+    _, q_fit, mirrored = align_rotations(pred, true)
+    assert not mirrored and np.allclose(q_fit, q, atol=0.02)
+    e = pose_errors(pred, true)
+    # Per-particle noise of ~0.05 rad per axis: ||dR||^2 = 4 - 4 cos(w) ~ 2 w^2 ~ 0.015.
+    assert e["rot_median"] < 0.03
+    # The enantiomer's poses J A J Q: found with mirrored=True and the same error.
+    e_m = pose_errors(J @ true @ J @ q @ noise, true)
+    assert e_m["mirrored"] and e_m["rot_median"] < 0.03
+    assert not pose_errors(J @ true @ J @ q @ noise, true, allow_mirror=False)["rot_median"] < 1
+    # Outliers (a third of the particles random) do not bias the fitted rotation.
+    bad = pred.copy()
+    bad[:150] = so3.random_rotations(150, rng)
+    assert pose_errors(bad, true)["rot_median"] < 0.05
+
+
+def test_random_poses_give_the_random_error():
+    rng = np.random.default_rng(1)
+    true, pred = so3.random_rotations(2000, rng), so3.random_rotations(2000, rng)
+    e = pose_errors(pred, true, np.zeros((2000, 2)), np.ones((2000, 2)))
+    assert 6.0 < e["rot_median"] < RANDOM_MEDIAN_ROT_ERROR + 0.2
+    assert e["shift_median"] == pytest.approx(2.0)
+
+
+def test_latent_metrics():
+    rng = np.random.default_rng(2)
+    labels = np.repeat(np.arange(3), 200)
+    z_sep = np.c_[labels * 10.0 + rng.normal(size=600), rng.normal(size=600) * 0.1]
+    z_mixed = rng.normal(size=(600, 2))
+    assert latent_entanglement(z_sep, labels) < 1e-6
+    assert latent_entanglement(z_mixed, labels) > 0.9
+    assert spearman_pc1(z_sep, labels) > 0.9 and spearman_pc1(z_mixed, labels) < 0.2
+    e = entanglement(z_sep, labels, rot_median=0.01, shift_median_px2=64.0, box=64)
+    assert e["E_pose"] == pytest.approx(0.01 + 64 / 64 ** 2) and e["E_z"] < 1e-6
+    assert classification_error((labels + 1) % 3, labels) == 0
+    assert classification_error(np.zeros(600, int), labels) == pytest.approx(2 / 3)
+
+
+# -- the method's geometry --------------------------------------------------------------------------
+
+def test_synthetic_images_match_the_image_model_and_mirror_poses():
+    """A CPP image rendered at (R, t) is reproduced by the image model at (R, t), and its mirror
+    at (M R, (-t_x, t_y)) with M = diag(-1, 1, -1) (the compensation ``encode`` applies)."""
+    from flexplugin.engine.methods.base import DataInfo
+    from flexplugin.engine.methods.hetacumn import MIRROR, HetACUMN
+    torch.manual_seed(0)
+    cfg = HetACUMN.Config(zdim=2, snr=1e9, enc_dim=8, head_dim=16, dec_dim=32)
+    m = HetACUMN(cfg, DataInfo(box=32, apix=3.0, window=False))
+    ctf = torch.tensor([[15000, 14000, 30, 300, 2.7, 0.1, 0, 0]] * 4, dtype=torch.float32)
+    post = (torch.randn(4, 2), torch.full((4, 2), -30.0))
+    img, rot, shift = m._synthetic(4, ctf, post, "cpu")
+    _, fts, c = m._paths({"images": img, "ctf": ctf})
+    z = post[0]
+    ref = m._errors(fts[:4] * 0, c[:4], rot, shift, z)           # the signal power
+    assert (m._errors(fts[:4], c[:4], rot, shift, z) / ref).max() < 1e-6
+    mirror_shift = shift * torch.tensor([-1.0, 1.0])
+    assert (m._errors(fts[4:], c[4:], MIRROR @ rot, mirror_shift, z) / ref).max() < 1e-6
+    assert (m._errors(fts[:4], c[:4], rot, -shift, z) / ref).min() > 0.5       # wrong sign
+
+
+# -- science ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def homogeneous_snr1(tmp_path_factory):
+    out = tmp_path_factory.mktemp("homogeneous_snr1")
+    assert run_cli("simulate", "--out", out, "--n", 1500, "--box", 32, "--apix", 3.0, "--snr", 1.0,
+                   "--seed", 3, "--states", 1) == 0
+    return out
+
+
+def test_ab_initio_run_writes_valid_poses_and_estimates_the_snr(homogeneous_snr1, tmp_path):
+    """One pose-blind epoch (the star's angles ignored): proper rotations, shifts in the box,
+    a finite map, and the data's SNR estimate. Pose *recovery* ab initio needs far more images
+    than a test affords: after 3-6 epochs here the median ||dR||_F^2 is ~6.7, the random value
+    (RANDOM_MEDIAN_ROT_ERROR), while the shifts are learned (median 0.4-0.6 px^2 against ~2.2
+    for predicting 0). The pieces were checked separately at this size: with the decoder fitted
+    at the true poses (frozen), 6 epochs of the image loss alone bring the encoder's rotations
+    from 6.4 to 5.1 and 8 epochs of CPP alone to 5.7; direct supervision, below, to 4.5-5.2
+    after 16 epochs. Regressing rotations from images is slow to learn, not broken."""
+    import json
+
+    from flexplugin.engine.io import read_mrc
+    z, rot, shifts = _train(homogeneous_snr1, tmp_path, 1, "--zdim", 0)
+    assert z.shape == (1500, 0) and rot.shape == (1500, 3, 3) and shifts.shape == (1500, 2)
+    assert np.allclose(rot @ np.swapaxes(rot, 1, 2), np.eye(3), atol=1e-4)
+    assert np.allclose(np.linalg.det(rot), 1, atol=1e-4)
+    assert np.isfinite(shifts).all() and np.abs(shifts / 3.0).max() < 16
+    vol, _ = read_mrc(tmp_path / "consensus.mrc")
+    assert vol.shape == (32, 32, 32) and np.isfinite(vol).all()
+    snr = json.loads((tmp_path / "metrics.json").read_text())["epochs"][-1]["snr"]
+    e = pose_errors(rot, np.load(homogeneous_snr1 / "rotations.npy"),
+                    shifts / 3.0, np.load(homogeneous_snr1 / "shifts_A.npy") / 3.0)
+    print("ab initio, 1 epoch: SNR estimate %.3f, median ||dR||^2 %.3f, median shift error %.2f px^2"
+          % (snr, e["rot_median"], e["shift_median"]))
+    assert SNR_RANGE[0] < snr < SNR_RANGE[1]
+
+
+@pytest.fixture(scope="module")
+def two_state_set(tmp_path_factory):
+    out = tmp_path_factory.mktemp("two_states")
+    box, apix = 32, 3.0
+    coords, weights, moving, _, _ = builtin_object()
+    coords = coords * box
+    paths = []
+    for i, keep in enumerate((np.ones(len(coords), bool), ~moving)):
+        paths.append(out / ("vol_%d.mrc" % i))
+        write_mrc(paths[-1], render_volume(coords[keep], weights[keep], 0.025 * box, box).numpy(), apix)
+    data = out / "data"
+    assert run_cli("simulate", "--out", data, "--n", 1500, "--box", box, "--apix", apix,
+                   "--snr", 1.0, "--seed", 5, "--volumes", *paths) == 0
+    return data
+
+
+def test_two_states_separate_in_z(two_state_set, tmp_path):
+    epochs = 6
+    z, _, _ = _train(two_state_set, tmp_path, epochs, "--zdim", 2, "--fch-epochs", 1,
+                     "--no-ignore-poses", "--given-pose-epochs", epochs)
+    labels = np.load(two_state_set / "labels.npy")
+    ari = adjusted_rand_score(labels, KMeans(2, n_init=10, random_state=0).fit_predict(z))
+    print("two states: ARI %.3f, E_z %.3g" % (ari, latent_entanglement(z, labels)))
+    assert ari > TWO_STATE_ARI_MIN
+
+
+@pytest.fixture(scope="module")
+def noiseless_set(tmp_path_factory):
+    out = tmp_path_factory.mktemp("noiseless")
+    assert run_cli("simulate", "--out", out, "--n", 2000, "--box", 32, "--apix", 3.0, "--snr", 0,
+                   "--seed", 3, "--states", 1) == 0
+    return out
+
+
+def test_encoder_learns_rotations_under_the_pose_loss(noiseless_set):
+    """The CPP supervision in isolation: the encoder and heads trained with the pose loss of
+    Eq. 8 on the star's poses (the real images instead of synthetic ones) predict held-out
+    rotations clearly better than chance, in the convention of the star (no alignment)."""
+    from flexplugin.engine.data import ParticleDataset, loader
+    from flexplugin.engine.io import read_particles
+    from flexplugin.engine.methods.base import DataInfo
+    from flexplugin.engine.methods.hetacumn import HetACUMN
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    table = read_particles(noiseless_set / "particles.star")
+    scale = ParticleDataset(table, needs_poses=False).estimate_scale(seed=0)
+    data = ParticleDataset(table, scale=scale, needs_poses=False)
+    cfg = HetACUMN.Config(zdim=0, enc_dim=16, head_dim=64, dec_dim=64, dec_layers=2)
+    m = HetACUMN(cfg, DataInfo(box=32, apix=3.0, scale=scale, window=True))
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(16):
+        for b in loader(data, np.arange(1600), 32, generator=gen):
+            rot, shift, _, _ = m._encode(b["images"], with_z=False)
+            loss = m._pose_loss(rot, shift, b["rotations"], b["shifts_px"])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    m.eval()
+    held = np.arange(1600, 2000)
+    with torch.no_grad():
+        b = next(iter(loader(data, held, len(held))))
+        rot = m._encode(b["images"], with_z=False)[0].numpy()
+    err = np.median(((rot - np.load(noiseless_set / "rotations.npy")[held]) ** 2).sum((1, 2)))
+    print("supervised, 16 epochs: held-out median ||dR||^2 %.3f" % err)
+    assert err < SUPERVISED_ROT_MAX
+
+
+def test_given_poses_are_refined_from_where_they_are(homogeneous_snr1, tmp_path):
+    """ignore_poses False: training starts at the star's poses (perturbed here) and keeps them."""
+    from dataclasses import replace
+
+    from flexplugin.engine.io import read_particles, write_star
+    table = read_particles(homogeneous_snr1 / "particles.star")
+    rng = np.random.default_rng(7)
+    noise = so3.axis_angle_to_matrix(rng.normal(scale=np.radians(10), size=(len(table.rotations), 3)))
+    given = replace(table, rotations=noise @ table.rotations,
+                    shifts_A=table.shifts_A + rng.normal(scale=table.apix, size=table.shifts_A.shape))
+    data = tmp_path / "data"
+    data.mkdir()
+    write_star(data / "particles.star", given)
+    _, rot, shifts = _train(data, tmp_path / "run", 2, "--zdim", 0, "--no-ignore-poses",
+                            "--given-pose-epochs", 2)
+    truth = np.load(homogeneous_snr1 / "rotations.npy")
+    e = pose_errors(rot, truth, shifts / 3.0, np.load(homogeneous_snr1 / "shifts_A.npy") / 3.0)
+    raw = np.median(((rot - truth) ** 2).sum((1, 2)))
+    print("refining 10-degree poses, 2 epochs: median ||dR||^2 %.3f (aligned %.3f), shift %.2f px^2"
+          % (raw, e["rot_median"], e["shift_median"]))
+    assert raw < REFINE_ROT_MAX and not e["mirrored"]
+    assert e["shift_median"] < REFINE_SHIFT_MAX

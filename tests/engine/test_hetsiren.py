@@ -1,0 +1,125 @@
+"""HetSIREN science on small simulated sets (D=32, 1500 particles, CTF, shifts): a homogeneous
+map, a 1D motion, a focus mask and pose refinement. Learning rate 2e-3 and batch 16 (the paper's
+1e-5 / 8 needs far more epochs than a test can afford), one CPU thread."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+
+from conftest import run_cli
+from flexplugin.engine.geometry import so3
+from flexplugin.engine.io import read_mrc, read_particles
+from flexplugin.engine.io.star import write_star
+from flexplugin.engine.methods import load_method
+
+COMMON = ["--lr", 2e-3, "--batch-size", 16, "--threads", 1, "--log-every", 0]
+
+# Thresholds (measured values in the comments; a broken model fails each one).
+# Homogeneous (SNR 0.1), zdim 0, lr 3e-3, 3 epochs: correlation with the ground truth 0.906; the
+# same map against the axis-transposed ground truth (a transposed convention) 0.296.
+HOMOGENEOUS_CORR_MIN = 0.8
+# 1D motion (5 states of the built-in hinge, SNR 1), zdim 4, 8 epochs: |Spearman| 0.567; a run
+# whose latent did not organise (zdim 2, same budget) gave 0.035.
+MOTION_EPOCHS = 8
+MOTION_ARGS = ["--zdim", 4]
+MOTION_SPEARMAN_MIN = 0.4
+# Focus (mask around the arm, reference = reconstruct's consensus map), same budget: outside the
+# mask the decoded maps equal the reference up to float rounding (measured below 1e-6 of its
+# maximum; the issue asks < 1%; before the voxels outside the decoded sphere were filled with the
+# reference it was 0.0088); inside they change between the ends of PC1 (0.076 of the reference's
+# maximum; a decoder ignoring z gives 0). |Spearman| only 0.153 in this budget (a latent that does
+# not organise gives ~0.03, the standard error of a null correlation here is 0.026).
+FOCUS_OUTSIDE_MAX = 1e-3
+FOCUS_CHANGE_MIN = 0.02
+FOCUS_SPEARMAN_MIN = 0.08
+# Pose refinement from rotations perturbed by 5 degrees, zdim 0, 6 epochs.
+PERTURB_DEG = 5.0
+POSE_EPOCHS = 6
+POSE_GAIN_MAX = 0.9
+
+
+def _train(data, out, epochs, *extra, star="particles.star"):
+    assert run_cli("train", "hetsiren", "--particles", data / star, "--out", out,
+                   "--epochs", epochs, *COMMON, *extra) == 0
+    return np.load(out / "z.npy")
+
+
+def _pc1(z):
+    zc = z - z.mean(0)
+    return zc @ np.linalg.svd(zc, full_matrices=False)[2][0]
+
+
+def test_homogeneous_map_matches_ground_truth(homogeneous_set, tmp_path):
+    z = _train(homogeneous_set, tmp_path, 3, "--zdim", 0, "--lr", 3e-3)
+    assert z.shape == (1500, 0)
+    vol, apix = read_mrc(tmp_path / "consensus.mrc")
+    gt, _ = read_mrc(homogeneous_set / "gt_volumes" / "state_00.mrc")
+    corr = np.corrcoef(vol.ravel(), gt.ravel())[0, 1]
+    corr_t = np.corrcoef(vol.ravel(), gt.transpose(2, 1, 0).ravel())[0, 1]
+    print("homogeneous: correlation %.3f (transposed GT %.3f), std ratio %.2f"
+          % (corr, corr_t, vol.std() / gt.std()))
+    assert vol.shape == (32, 32, 32) and abs(apix - 3.0) < 1e-5
+    assert corr > HOMOGENEOUS_CORR_MIN and corr_t < HOMOGENEOUS_CORR_MIN
+    # The scale of reconstruct.py's maps (and of the ground truth).
+    assert 0.6 < vol.std() / gt.std() < 1.6
+
+
+@pytest.fixture(scope="module")
+def motion_set(tmp_path_factory):
+    out = tmp_path_factory.mktemp("motion")
+    assert run_cli("simulate", "--out", out, "--n", 1500, "--box", 32, "--apix", 3.0, "--snr", 1.0,
+                   "--seed", 4, "--states", 5) == 0
+    return out
+
+
+def test_motion_latent_orders_states(motion_set, tmp_path):
+    z = _train(motion_set, tmp_path, MOTION_EPOCHS, *MOTION_ARGS)
+    r = abs(spearmanr(_pc1(z), np.load(motion_set / "z_true.npy")).correlation)
+    print("1D motion: |Spearman(PC1 z, state)| = %.3f" % r)
+    assert r > MOTION_SPEARMAN_MIN
+
+
+def test_focus_mask_keeps_reference_outside(motion_set, tmp_path):
+    ref = tmp_path / "ref.mrc"
+    assert run_cli("reconstruct", "--particles", motion_set / "particles.star", "--out", ref) == 0
+    # A sphere around the swinging arm of the built-in object (centre and reach of its atoms over
+    # the states, in Å from the box centre).
+    mask = tmp_path / "mask.mrc"
+    assert run_cli("mask", "--out", mask, "--sphere", "--box", 32, "--apix", 3.0,
+                   "--center", "10.8,8.6,-1.1", "--radius", 16, "--soft", 6) == 0
+    out = tmp_path / "train"
+    z = _train(motion_set, out, MOTION_EPOCHS, *MOTION_ARGS, "--mask", mask, "--reference", ref)
+    r = abs(spearmanr(_pc1(z), np.load(motion_set / "z_true.npy")).correlation)
+    model = load_method(out / "checkpoint.pt")
+    m, _ = read_mrc(mask)
+    v0, _ = read_mrc(ref)
+    pc = _pc1(z)
+    ends = [z[np.argmin(pc)], z[np.argmax(pc)]]
+    maps = [model.decode_volume(torch.as_tensor(p)).numpy() for p in ends]
+    outside = m == 0
+    dev = max(np.abs(v[outside] - v0[outside]).max() for v in maps) / np.abs(v0).max()
+    inside = m >= 0.5
+    change = np.abs(maps[1] - maps[0])[inside].max() / np.abs(v0).max()
+    print("focus: |Spearman| %.3f, outside the mask max |map - reference| = %.2g of max|ref|, "
+          "change inside between the PC1 ends %.3f of max|ref|" % (r, dev, change))
+    assert dev < FOCUS_OUTSIDE_MAX
+    assert change > FOCUS_CHANGE_MIN
+    assert r > FOCUS_SPEARMAN_MIN
+
+
+@pytest.fixture(scope="module")
+def perturbed_set(tmp_path_factory):
+    """One state, SNR 1, input rotations perturbed by 5 degrees about random axes."""
+    out = tmp_path_factory.mktemp("poses")
+    assert run_cli("simulate", "--out", out, "--n", 1500, "--box", 32, "--apix", 3.0, "--snr", 1.0,
+                   "--seed", 6, "--states", 1) == 0
+    table = read_particles(out / "particles.star")
+    rng = np.random.default_rng(7)
+    axes = rng.normal(size=(len(table), 3))
+    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+    delta = so3.axis_angle_to_matrix(axes * np.deg2rad(PERTURB_DEG))
+    write_star(out / "perturbed.star", dataclasses.replace(table, rotations=delta @ table.rotations))
+    return out
+
