@@ -1,7 +1,6 @@
 """ProtFlexSimulate: a heterogeneous particle set with ground truth (``flexplugin simulate``)."""
 import glob
 import os
-import shutil
 
 import pyworkflow.protocol.params as params
 from pwem.objects import AtomStruct, Volume
@@ -98,10 +97,9 @@ class ProtFlexSimulate(EMProtocol):
             vols.append(vol)
         outputs = dict(outputParticles=parts, outputVolumes=vols)
         if self.source == SOURCE_STRUCTURE:
-            src = self.inputStructure.get().getFileName()
-            dst = self._getExtraPath("model" + os.path.splitext(src)[1])
-            shutil.copy(src, dst)
-            outputs["outputStructure"] = AtomStruct(filename=dst)
+            # The model as the simulation placed it: in the frame of the particles' maps (voxel 0 at
+            # the origin), ready as the atomic-model input of a training protocol.
+            outputs["outputStructure"] = AtomStruct(filename=self._getExtraPath("gt_model.pdb"))
         self._defineOutputs(**outputs)
         if self.source == SOURCE_STRUCTURE:
             self._defineSourceRelation(self.inputStructure, parts)

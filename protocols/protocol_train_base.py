@@ -46,7 +46,8 @@ class ProtFlexTrainBase(ProtFlexEngineBase, ProtFlexBase):
     """Base of the training protocols (not runnable: subclasses set ``_label`` and ``_method``)."""
     _label = None
     _method = None          # engine method name (flexplugin train <method>)
-    _methodOptions = {}     # form parameter name -> engine option (booleans become flags)
+    _methodOptions = {}     # form parameter name -> engine option (a boolean gives --x / --no-x)
+    _defaultZdim = 8        # the method paper's latent dimension
     _optionalInputs = ()    # optional inputs the method takes (keys of INPUT_PARAMS)
     _requiredInputs = ()    # inputs it cannot do without
     _possibleOutputs = {"outputParticles": "SetOfParticlesFlex", "outputVolume": "VolumeFlex"}
@@ -66,7 +67,7 @@ class ProtFlexTrainBase(ProtFlexEngineBase, ProtFlexBase):
                       help="Fourier-crop the particles to this even box for training "
                            "(0: the particles' own box). Smaller is faster, e.g. 64 or 128.")
         form.addSection(label="Training")
-        form.addParam("zDim", params.IntParam, default=8, validators=[params.Range(1, 256)],
+        form.addParam("zDim", params.IntParam, default=self._defaultZdim, validators=[params.Range(1, 256)],
                       label="Latent dimension", help="Size of each particle's latent vector z.")
         form.addParam("numEpochs", params.IntParam, default=20, validators=[params.GE(1)],
                       label="Epochs", help="Passes over the particle set.")
@@ -97,8 +98,9 @@ class ProtFlexTrainBase(ProtFlexEngineBase, ProtFlexBase):
             param = self.getParam(name)
             if isinstance(param, params.EnumParam):
                 value = param.choices[value]
-            if isinstance(value, bool):
-                args += [option] if value else []
+            if isinstance(value, bool):       # engine switches exist as --x and --no-x
+                negated = "--" + option[5:] if option.startswith("--no-") else "--no-" + option[2:]
+                args += [option if value else negated]
             elif value is not None:
                 args += [option, value]
         return args
@@ -109,7 +111,17 @@ class ProtFlexTrainBase(ProtFlexEngineBase, ProtFlexBase):
         # The epoch count is the step's argument: "Continue" with more epochs trains on from the
         # last checkpoint (an interrupted step also re-runs, with --resume).
         self._insertFunctionStep(self.trainStep, self.numEpochs.get(), needsGPU=True)
+        for step in self._resultSteps():
+            self._insertFunctionStep(step, self.numEpochs.get(), needsGPU=True)
         self._insertFunctionStep(self.createOutputStep, self.numEpochs.get(), needsGPU=False)
+
+    def _resultSteps(self):
+        """Hook: engine steps of a method after training (each takes the epoch count)."""
+        return []
+
+    def _methodOutputs(self, flexSet):
+        """Hook: a method's own outputs besides the particles and the consensus map (a dict)."""
+        return {}
 
     def _outDir(self, *paths):
         return self._getExtraPath("train", *paths)
@@ -156,6 +168,7 @@ class ProtFlexTrainBase(ProtFlexEngineBase, ProtFlexBase):
                                   progName=self._method)
             vol.getFlexInfo().copyInfo(flexSet.getFlexInfo())
             outputs["outputVolume"] = vol
+        outputs.update(self._methodOutputs(flexSet))
         self._defineOutputs(**outputs)
         for output in outputs.values():
             self._defineSourceRelation(self.inputParticles, output)

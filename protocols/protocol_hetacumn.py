@@ -1,0 +1,44 @@
+"""HetACUMN training (Chen et al. 2023): amortized inference of pose and conformation."""
+import pyworkflow.protocol.params as params
+
+from .protocol_train_base import ProtFlexTrainBase
+
+
+class ProtFlexHetAcumn(ProtFlexTrainBase):
+    """Learns each particle's pose (rotation and shift) and latent vector z together, without
+    input angles (ab initio): a ResNet encoder with pose and conformation heads and a Fourier-space
+    decoder. An auxiliary task (projections of the decoded map at random poses, re-encoded) teaches
+    the encoder to separate pose from conformation. The output particles carry z and the estimated
+    alignment; given angles can instead be the starting point."""
+    _label = "train HetACUMN"
+    _method = "hetacumn"
+    _requiresAlignment = False
+    _methodOptions = {"useInputPoses": "--no-ignore-poses", "frozenEpochs": "--fch-epochs",
+                      "auxiliaryTask": "--cpp", "learningRate": "--lr"}
+
+    def _defineMethodParams(self, form):
+        form.addParam("useInputPoses", params.BooleanParam, default=False, label="Start from the input poses?",
+                      help="No (default): ab initio, the input alignment is ignored. Yes: the encoder "
+                           "starts from the particles' angles and shifts and refines them.")
+        form.addParam("frozenEpochs", params.IntParam, default=50, validators=[params.GE(0)],
+                      label="Epochs before conformation",
+                      help="Epochs during which the conformation head is frozen (z from the prior) "
+                           "so the poses settle first (paper: 50).")
+        form.addParam("auxiliaryTask", params.BooleanParam, default=True, expertLevel=params.LEVEL_ADVANCED,
+                      label="Auxiliary pose task?",
+                      help="The conditional pose prediction task that disentangles pose from conformation.")
+        form.addParam("learningRate", params.FloatParam, default=1.5e-4, validators=[params.Positive],
+                      expertLevel=params.LEVEL_ADVANCED, label="Learning rate", help="Adam (paper: 1.5e-4).")
+
+    def _validate(self):
+        errors = ProtFlexTrainBase._validate(self)
+        parts = self.inputParticles.get()
+        if parts is not None and self.useInputPoses and not parts.hasAlignmentProj():
+            errors.append("'Start from the input poses' needs particles with 3D alignment.")
+        if self.frozenEpochs.get() >= self.numEpochs.get():
+            errors.append("The conformation head would stay frozen for the whole run: use more epochs "
+                          "than 'Epochs before conformation' (%d)." % self.frozenEpochs.get())
+        return errors
+
+    def _citations(self):
+        return ["Chen2023"]

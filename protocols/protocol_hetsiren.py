@@ -1,0 +1,38 @@
+"""HetSIREN training (Herreros et al. 2025): real-space decoding with a sinusoidal hypernetwork."""
+import pyworkflow.protocol.params as params
+
+from .protocol_train_base import ProtFlexTrainBase
+
+
+class ProtFlexHetSiren(ProtFlexTrainBase):
+    """Learns a latent landscape in real space with HetSIREN: a convolutional encoder maps each
+    image to a latent vector z; a network of sine layers whose weights a hypernetwork generates
+    decodes z into the change of every voxel inside the mask, added to the reference map (or to a
+    map learned from scratch). With a mask the landscape focuses on that region and the maps keep
+    the reference outside it. Optionally refines the particles' poses and decouples pose and CTF
+    from the latent space."""
+    _label = "train HetSIREN"
+    _method = "hetsiren"
+    _defaultZdim = 10
+    _optionalInputs = ("mask", "reference")
+    _methodOptions = {"refinePoses": "--refine-poses", "decouple": "--decouple", "lossType": "--loss",
+                      "encoderType": "--encoder", "learningRate": "--lr"}
+
+    def _defineMethodParams(self, form):
+        form.addParam("refinePoses", params.BooleanParam, default=False, label="Refine poses?",
+                      help="Learn a small correction of each particle's angles and shifts; the output "
+                           "particles carry the refined alignment.")
+        form.addParam("decouple", params.BooleanParam, default=False, label="Decouple pose and CTF?",
+                      help="Train with poses and CTFs shuffled within each batch plus consistency "
+                           "losses, so the landscape carries conformation rather than pose or defocus.")
+        form.addParam("lossType", params.EnumParam, choices=["mse", "corr"], default=0,
+                      expertLevel=params.LEVEL_ADVANCED, label="Image loss",
+                      help="Mean squared error (default) or correlation between image and projection.")
+        form.addParam("encoderType", params.EnumParam, choices=["conv", "mlp"], default=0,
+                      expertLevel=params.LEVEL_ADVANCED, label="Encoder",
+                      help="Convolutional (default, more robust to noise) or fully connected.")
+        form.addParam("learningRate", params.FloatParam, default=1e-5, validators=[params.Positive],
+                      expertLevel=params.LEVEL_ADVANCED, label="Learning rate", help="Adam (paper: 1e-5).")
+
+    def _citations(self):
+        return ["Herreros2025"]
