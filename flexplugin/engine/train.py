@@ -35,6 +35,7 @@ from .io import read_particles, write_mrc
 from .inputs import load_inputs
 from .io.mrc import atomic_path
 from .methods import METHODS, DataInfo, load_method
+from .methods.base import autocast_mode, cpu_has_amx  # noqa: F401 (part of this module's API)
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -43,31 +44,6 @@ def _device(name):
     if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def cpu_has_amx():
-    """True when the CPU has AMX bfloat16 tiles (Linux: /proc/cpuinfo flags)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return "amx_bf16" in line.split()
-    except OSError:
-        pass
-    return False
-
-
-def autocast_mode(precision, device):
-    """(autocast dtype or None, gradient scaling) for ``Config.precision`` on ``device``."""
-    if precision not in ("auto", "fp32", "bf16"):
-        raise ValueError("precision must be auto, fp32 or bf16 (got %r)" % precision)
-    if precision == "fp32":
-        return None, False
-    if precision == "bf16":
-        return torch.bfloat16, False
-    if device.type == "cuda":
-        return torch.float16, True
-    return (torch.bfloat16 if device.type == "cpu" and cpu_has_amx() else None), False
 
 
 def _adam(model, cfg):

@@ -125,3 +125,23 @@ def test_fused_residual_mlp_matches_plain_autograd():
         out = m32(x.float(), c.float())
     out.float().sum().backward()
     assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in m32.parameters())
+
+
+def test_lattice_decoding_equals_the_network(monkeypatch):
+    """decode_volume's separable first layer (table look-ups) gives the network's own values."""
+    import torch
+    from flexplugin.engine.methods import DataInfo
+    from flexplugin.engine.methods import cryodrgn as C
+    torch.manual_seed(0)
+    for pe in ("geom_lowf", "geom_ft"):
+        model = C.CryoDRGN(C.CryoDRGN.Config(zdim=3, pe=pe, precision="fp32", dec_dim=32, enc_dim=32),
+                           DataInfo(box=16, apix=4.0)).eval()
+        assert model.pe.separable
+        z = torch.randn(3)
+        fast = model.decode_volume(z)
+        monkeypatch.setattr(C.PositionalEncoding, "separable", property(lambda self: False))
+        slow = model.decode_volume(z)
+        monkeypatch.undo()
+        assert torch.allclose(fast, slow, atol=1e-5 * float(slow.abs().max()))
+    gaussian = C.CryoDRGN(C.CryoDRGN.Config(zdim=3, pe="gaussian"), DataInfo(box=16, apix=4.0))
+    assert not gaussian.pe.separable

@@ -149,3 +149,28 @@ class Method(torch.nn.Module):
                     ck.get("inputs"))
         model.load_state_dict(ck["weights"])
         return model
+
+
+def cpu_has_amx():
+    """True when the CPU has AMX bfloat16 tiles (Linux: /proc/cpuinfo flags)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return "amx_bf16" in line.split()
+    except OSError:
+        pass
+    return False
+
+
+def autocast_mode(precision, device):
+    """(autocast dtype or None, gradient scaling) for ``Config.precision`` on ``device``."""
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ValueError("precision must be auto, fp32 or bf16 (got %r)" % precision)
+    if precision == "fp32":
+        return None, False
+    if precision == "bf16":
+        return torch.bfloat16, False
+    if device.type == "cuda":
+        return torch.float16, True
+    return (torch.bfloat16 if device.type == "cpu" and cpu_has_amx() else None), False

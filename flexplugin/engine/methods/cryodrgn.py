@@ -52,7 +52,7 @@ from torch import nn
 
 from ..geometry.ctf import ctf_2d
 from ..geometry.fourier import fft2_center, freqs_1d, iht3_center, phase_shift_2d
-from .base import BaseConfig, Encoding, Method
+from .base import BaseConfig, Encoding, Method, autocast_mode as _autocast_mode
 
 
 @dataclass
@@ -102,6 +102,10 @@ class ResidualMLP(nn.Module):
         h = self.first(x)
         if self.cond is not None:
             h = h + self.cond(cond)[:, None, :]
+        return self.after_first(h)
+
+    def after_first(self, h):
+        """The network from the first layer's output (before its ReLU) on."""
         h = torch.relu(h)
         if len(self.hidden):
             shape = h.shape
@@ -165,6 +169,12 @@ class PositionalEncoding(nn.Module):
             raise ValueError("unknown positional encoding %r (geom_lowf, geom_ft, gaussian)" % kind)
         # freqs[j, m]: angular frequency of feature m along coordinate j (diagonal for geom_*).
         self.register_buffer("freqs", freqs)
+
+    @property
+    def separable(self):
+        """True when every feature depends on one coordinate only (geometric frequencies): then
+        PE(x, y, z) = PE(x, 0, 0) + PE(0, y, 0) + PE(0, 0, z) - 2 PE(0, 0, 0)."""
+        return bool(((self.freqs != 0).sum(0) <= 1).all())
 
     def forward(self, coords):
         # Always float32 (also under autocast): phases reach ~D/2 radians, which bfloat16 would
@@ -259,8 +269,24 @@ class CryoDRGN(Method):
         mu, _ = self._posterior(*self._hartley(batch))
         return Encoding(z=mu)
 
+    def _decode_lattice(self, k, z, d, chunk):
+        """(Re, Im) at lattice points of integer frequencies k = (kx, ky, kz) (each (M,), K_z <= 0)
+        with the separable positional encoding: the first layer becomes three table look-ups
+        (no sine, no first matrix product), then the network runs in the training precision."""
+        tables, const = _lattice_tables(self, d, z)
+        idx = [(kj.long() + d // 2) for kj in k]
+        dtype, _ = _autocast_mode(self.config.precision, z.device)
+        out = []
+        for a in range(0, len(idx[0]), chunk):
+            h = (tables[0][idx[0][a:a + chunk]] + tables[1][idx[1][a:a + chunk]]
+                 + tables[2][idx[2][a:a + chunk]] + const)
+            with torch.autocast(z.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                out.append(self.decoder.after_first(h.to(dtype) if dtype else h).float())
+        out = torch.cat(out)
+        return out[:, 0], out[:, 1]
+
     @torch.no_grad()
-    def decode_volume(self, z, box=None, chunk=32768):
+    def decode_volume(self, z, box=None, chunk=65536):
         d0 = self.data_info.box
         d = d0 if box is None else int(box)
         if d > d0 or d % 2:
@@ -271,10 +297,13 @@ class CryoDRGN(Method):
         r2 = kx ** 2 + ky ** 2 + kz ** 2
         # Half lattice: kz < 0, or kz == 0 and (ky < 0 or ky == 0 and kx <= 0); origin included.
         half = (r2 < (d / 2) ** 2) & ((kz < 0) | ((kz == 0) & ((ky < 0) | ((ky == 0) & (kx <= 0)))))
-        coords = torch.stack([kx[half], ky[half], kz[half]], dim=-1) / d0
-        ab = [self._decode(c[None], z) for c in coords.split(chunk)]
-        a = torch.cat([x[0][0] for x in ab])
-        b = torch.cat([x[1][0] for x in ab])
+        if self.pe.separable:
+            a, b = self._decode_lattice([kx[half], ky[half], kz[half]], z, d, chunk)
+        else:
+            coords = torch.stack([kx[half], ky[half], kz[half]], dim=-1) / d0
+            ab = [self._decode(c[None], z) for c in coords.split(chunk)]
+            a = torch.cat([x[0][0] for x in ab])
+            b = torch.cat([x[1][0] for x in ab])
         h = torch.zeros(d, d, d, device=a.device)
         h[half] = a - b
         mirror = torch.zeros_like(h)
@@ -285,6 +314,23 @@ class CryoDRGN(Method):
         mirror[origin] = 0
         vol = iht3_center(h + mirror) * d0 * (d / d0) ** 3
         return vol * self.data_info.scale
+
+
+def _lattice_tables(model, d, z):
+    """First-layer pre-activations of the decoder on a lattice, per axis: (3, d, width) tables
+    for the integer frequencies -d/2 .. d/2-1 along x, y, z, and the constant (width,) term
+    (bias, latent, and -2 PE(0) as the separable encoding needs)."""
+    dev = z.device
+    w = model.decoder.first.weight
+    vals = (torch.arange(d, device=dev, dtype=torch.float32) - d // 2) / model.data_info.box
+    coords = torch.zeros(3, d, 3, device=dev)
+    for j in range(3):
+        coords[j, :, j] = vals
+    tables = torch.nn.functional.linear(model.pe(coords), w)                  # (3, d, width)
+    const = model.decoder.first.bias - 2 * torch.nn.functional.linear(model.pe(torch.zeros(1, 3, device=dev)), w)[0]
+    if model.decoder.cond is not None:
+        const = const + model.decoder.cond(z)[0]
+    return tables, const
 
 
 def _image_lattice(d):
