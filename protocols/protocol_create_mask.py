@@ -57,7 +57,8 @@ class ProtFlexCreateMask(EMProtocol):
         args = ["--out", self._maskPath(), "--soft", self.softEdge.get()]
         if SHAPES[self.shape.get()] == "sphere":
             args += ["--sphere", "--box", vol.getXDim(), "--apix", vol.getSamplingRate(),
-                     "--center", ",".join("%g" % v for v in self._centre()), "--radius", self.radius.get()]
+                     "--center=" + ",".join("%g" % v for v in self._centre()),    # "=": may start with "-"
+                     "--radius", self.radius.get()]
         else:
             args += ["--map", os.path.abspath(vol.getFileName()), "--threshold", self.threshold.get(),
                      "--dilate", self.dilation.get()]

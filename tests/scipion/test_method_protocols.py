@@ -38,7 +38,7 @@ def test_hetsiren_with_mask_and_reference(hinge):
     os.chdir(project.getPath())
     recon = launch(project, ProtFlexReconstruct, inputs={"inputParticles": (sim, "outputParticles")})
     mask = launch(project, ProtFlexCreateMask, inputs={"inputVolume": (recon, "outputVolume")},
-                  shape=0, center="10 8 0", radius=18.0, softEdge=6.0)
+                  shape=0, center="-10 8 0", radius=18.0, softEdge=6.0)
     m, apix = read_mrc(os.path.join(project.getPath(), mask.outputMask.getFileName()))
     assert m.shape == (32, 32, 32) and abs(apix - 3.0) < 1e-5 and 0 <= m.min() and m.max() == 1
     train = launch(project, ProtFlexHetSiren, inputs={"inputParticles": (sim, "outputParticles"),
