@@ -5,6 +5,8 @@ so Qt never shares a process with Tk)::
     python -m flexplugin.viewers.app volumes   --project DIR --protocol ID --output NAME
     python -m flexplugin.viewers.app volumes   --files a.mrc b.mrc ... [--mask m.mrc]
     python -m flexplugin.viewers.app training  --metrics metrics.json
+    python -m flexplugin.viewers.app segments  --project DIR --protocol ID [--chimerax]
+    python -m flexplugin.viewers.app segments  --train-dir DIR --structure model.pdb
 
 The landscape window reads a ``SetOfParticlesFlex`` (latent vectors, landscape coordinates when
 a landscape analysis made them, CTF), colours it by cluster (when the set comes from a landscape
@@ -15,6 +17,7 @@ shown and closes it (documentation and tests).
 """
 import argparse
 import os
+import subprocess
 import sys
 import time
 
@@ -101,6 +104,36 @@ def subset_launcher(project, prot, outputName, folder):
     return launch
 
 
+def match_residues(wanted, numbers):
+    """Rows of ``numbers`` (the model's C-alpha residue numbers, file order) holding the residues
+    ``wanted`` (segments.txt), matched in order; ValueError for a residue the model lacks."""
+    wanted, numbers = np.asarray(wanted), np.asarray(numbers)
+    if len(wanted) == len(numbers) and np.array_equal(wanted, numbers):
+        return np.arange(len(numbers))
+    rows, j = [], 0
+    for w in wanted:
+        hits = np.flatnonzero(numbers[j:] == w)
+        if not len(hits):
+            raise ValueError("residue %d of the segmentation is not in the model (or out of order)" % w)
+        j += int(hits[0])
+        rows.append(j)
+        j += 1
+    return np.array(rows, dtype=np.int64)
+
+
+def segments_data(folder, structure):
+    """The segments window's arguments from a cryoSPHERE training folder (``segments.txt``,
+    ``segment_motions.npz``, ``z.npy``) and its input model (PDB / mmCIF)."""
+    from .segments_window import read_ca_trace
+    table = np.loadtxt(os.path.join(folder, "segments.txt"), dtype=np.int64, ndmin=2)
+    coords, numbers, chains = read_ca_trace(structure)
+    rows = match_residues(table[:, 0], numbers)
+    with np.load(os.path.join(folder, "segment_motions.npz")) as motions:
+        angle, translation = motions["angle_deg"], motions["translation_A"]
+    return dict(coords=coords[rows], segments=table[:, 1], numbers=table[:, 0], chains=chains[rows],
+                angle_deg=angle, translation_A=translation, z=np.load(os.path.join(folder, "z.npy")))
+
+
 # ------------------------------------------------------------------------------- windows
 def _app():
     from PyQt5 import QtWidgets
@@ -169,10 +202,38 @@ def run_training(a):
     return _show(app, window)
 
 
+def run_segments(a):
+    folder, structure, models, title = a.train_dir, a.structure, [], a.title
+    if a.project:
+        project = load_project(a.project)
+        prot = project.getProtocol(a.protocol)
+
+        def inProject(path):
+            return path if os.path.isabs(path) else os.path.join(project.getPath(), path)
+        folder = inProject(prot._outDir())
+        structure = inProject(prot.inputStructure.get().getFileName())
+        if prot.hasAttribute("outputStructures"):
+            models = [inProject(m.getFileName()) for m in prot.outputStructures]
+        title = title or "%s \u2014 segments" % prot.getRunName()
+    if not folder or not structure:
+        raise SystemExit("segments: give --project and --protocol, or --train-dir and --structure")
+    data = segments_data(folder, structure)
+    from .segments_window import SegmentsWindow, chimerax_models_command
+    if a.chimerax:
+        cmd = chimerax_models_command(models, data["numbers"], data["segments"])
+        if cmd is None:
+            raise SystemExit("segments: no ChimeraX on PATH, or the run has no models")
+        subprocess.Popen(cmd)
+        return 0
+    app = _app()
+    return _show(app, SegmentsWindow(title=title, models=models, **data))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m flexplugin.viewers.app", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="kind", required=True)
-    for kind, func in (("landscape", run_landscape), ("volumes", run_volumes), ("training", run_training)):
+    for kind, func in (("landscape", run_landscape), ("volumes", run_volumes), ("training", run_training),
+                       ("segments", run_segments)):
         s = sub.add_parser(kind)
         s.add_argument("--project", required=kind == "landscape", help="project folder")
         s.add_argument("--protocol", type=int, help="id of the run holding the output")
@@ -186,6 +247,11 @@ def main(argv=None):
             s.add_argument("--mask", help="mask MRC shown over the slices")
         if kind == "training":
             s.add_argument("--metrics", required=True, help="metrics.json of a training run")
+        if kind == "segments":
+            s.add_argument("--train-dir", help="a cryoSPHERE training folder (instead of --project)")
+            s.add_argument("--structure", help="its input atomic model (PDB / mmCIF)")
+            s.add_argument("--chimerax", action="store_true",
+                           help="open the run's models in ChimeraX, coloured by segment, instead")
     a = p.parse_args(argv)
     return a.func(a)
 

@@ -1,11 +1,12 @@
 """Scipion viewers of flexplugin ("Analyze Results" and the output context menus).
 
-Each opens one of the Qt windows (landscape, maps, training curves) in a process of its own
+Each opens one of the Qt windows (landscape, maps, training curves, segments) in a process of its own
 (``python -m flexplugin.viewers.app``), so Qt never shares Scipion's Tk process. They read only
 the outputs' common model (SetOfParticlesFlex, SetOfVolumesFlex, metrics.json): the same for every
 method.
 """
 import os
+import shutil
 import subprocess
 import sys
 
@@ -15,7 +16,8 @@ from pwem.objects.data_flexhub import SetOfParticlesFlex, SetOfVolumesFlex
 from pwem.viewers import EmProtocolViewer
 from pyworkflow.viewer import DESKTOP_TKINTER, WEB_DJANGO, View, Viewer
 
-from flexplugin.protocols import ProtFlexLandscape, ProtFlexTrainBase
+from flexplugin.protocols import ProtFlexCryoSphere, ProtFlexLandscape, ProtFlexTrainBase
+from flexplugin.protocols.protocol_cryosphere import MOTIONS_FILE
 
 
 class AppView(View):
@@ -103,6 +105,49 @@ class FlexTrainingViewer(EmProtocolViewer):
 
     def _showConsensus(self, param=None):
         return self._needs("outputVolume") or [_outputView(self, "volumes", self.protocol, "outputVolume")]
+
+
+class FlexCryoSphereViewer(FlexTrainingViewer):
+    """Results of a cryoSPHERE run: those of every training run, the segmentation with each
+    segment's motion along the landscape, and the models at the k-means centres."""
+    _label = "flexplugin cryoSPHERE results"
+    _targets = [ProtFlexCryoSphere]
+
+    def _defineParams(self, form):
+        FlexTrainingViewer._defineParams(self, form)
+        form.addParam("showSegments", params.LabelParam, label="Segments and their motions",
+                      help="The input model coloured by segment, and each segment's rotation angle and "
+                           "translation along the landscape (first principal component of z, or any "
+                           "latent component), with a table of the segments.")
+        form.addParam("showModels", params.LabelParam, label="Models at k-means centres",
+                      help="The models decoded at the k-means centres of the latent space: opened in "
+                           "ChimeraX (coloured by segment) when it is on PATH, otherwise listed.")
+
+    def _getVisualizeDict(self):
+        return dict(FlexTrainingViewer._getVisualizeDict(self), showSegments=self._showSegments,
+                    showModels=self._showModels)
+
+    def _segmentsView(self, *extra):
+        return AppView(["segments", "--project", _projectPath(self), "--protocol", self.protocol.getObjId()]
+                       + list(extra), cwd=_projectPath(self))
+
+    def _showSegments(self, param=None):
+        motions = self.protocol._outDir(MOTIONS_FILE)
+        if not os.path.exists(motions):
+            return [self.errorMessage("The run has no segmentation yet (%s)." % motions)]
+        return [self._segmentsView()]
+
+    def _showModels(self, param=None):
+        missing = self._needs("outputStructures")
+        if missing:
+            return missing
+        if any(shutil.which(exe) for exe in ("chimerax", "ChimeraX", "chimerax-daily")):
+            return [self._segmentsView("--chimerax")]
+        files = [os.path.abspath(os.path.join(_projectPath(self), m.getFileName()))
+                 for m in self.protocol.outputStructures]
+        return [self.infoMessage("No ChimeraX on PATH. The models at the k-means centres:\n\n%s\n\n"
+                                 "'Segments and their motions' shows the segmentation."
+                                 % "\n".join(files), title="cryoSPHERE models")]
 
 
 class FlexLandscapeProtocolViewer(EmProtocolViewer):
