@@ -10,9 +10,8 @@ import torch
 from sklearn.metrics import adjusted_rand_score
 from sklearn.neighbors import NearestNeighbors
 
-from conftest import run_cli
-from flexplugin.engine.io import read_mrc, write_mrc
-from flexplugin.engine.simulate import builtin_object, hinge_states, render_volume
+from conftest import run_cli, simulate_three_volumes
+from flexplugin.engine.io import read_mrc
 
 torch.set_num_threads(1)
 
@@ -28,19 +27,7 @@ ARI_MIN = 0.9
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("analyze")
-    coords, weights, moving, hinge, axis = builtin_object()
-    coords, hinge = coords * BOX, hinge * BOX
-    swung = hinge_states(coords, moving, hinge, axis, 60.0, [1.0])[0]
-    maps = [render_volume(coords, weights, 0.025 * BOX, BOX),
-            render_volume(coords[~moving], weights[~moving], 0.025 * BOX, BOX),
-            render_volume(swung, weights, 0.025 * BOX, BOX)]
-    paths = []
-    for i, v in enumerate(maps):
-        paths.append(root / ("vol_%d.mrc" % i))
-        write_mrc(paths[-1], v.numpy(), APIX)
-    data = root / "data"
-    assert run_cli("simulate", "--out", data, "--n", N, "--box", BOX, "--apix", APIX,
-                   "--snr", 1.0, "--seed", 5, "--volumes", *paths) == 0
+    data = simulate_three_volumes(root, N, BOX, APIX)
     model = root / "model"
     assert run_cli("train", "cryodrgn", "--particles", data / "particles.star", "--out", model,
                    "--epochs", 15, "--zdim", 2, "--seed", 0, *SMALL) == 0
