@@ -12,6 +12,7 @@ from scipy.stats import spearmanr
 
 from conftest import run_cli
 from structures import two_domain_chain, write_pdb
+from flexplugin.engine.analysis.structures import rmsd, segment_match
 from flexplugin.engine.inputs import load_inputs
 from flexplugin.engine.io import read_mrc, read_particles
 from flexplugin.engine.io.structure import read_structure
@@ -104,8 +105,7 @@ def test_segmentation_matches_the_domains(hinge_set, trained):
     model = load_method(trained / "checkpoint.pt")
     seg = model.segments().numpy()
     truth = np.load(hinge_set / "gt_segments.npy")
-    # Each learned segment stands for the domain most of its residues belong to.
-    match = sum(np.bincount(truth[seg == s]).max() for s in np.unique(seg)) / len(truth)
+    match = segment_match(seg, truth)
     print("segments %s, residues matching the domains %.3f" % (np.bincount(seg, minlength=3), match))
     assert match >= SEGMENT_MATCH_MIN
 
@@ -124,9 +124,6 @@ def test_decoded_structures_match_the_states(hinge_set, trained, tmp_path):
     z = np.load(trained / "z.npy")
     labels = np.load(hinge_set / "labels.npy")
     states = np.load(hinge_set / "gt_structures.npy")          # (5, R, 3) Å, gt_model.pdb's frame
-
-    def rmsd(a, b):
-        return np.sqrt(((a - b) ** 2).sum(-1).mean(-1))
 
     medians = np.stack([np.median(z[labels == s], axis=0) for s in range(len(states))])
     for s in range(1, len(states)):
