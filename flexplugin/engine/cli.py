@@ -15,7 +15,9 @@
 ``train`` has one sub-command per registered method, whose hyper-parameter options are generated
 from the method's Config dataclass (field ``enc_layers`` -> ``--enc-layers``).
 
-Bad input ends with one line ``error: <file>: <problem>`` and exit status 2.
+Bad input ends with one line ``error: <file>: <problem>`` and exit status 2; so does an output
+that cannot be written (``error: <file>: <reason>``, e.g. a read-only folder or a full disk),
+which leaves the earlier version of that file whole (every output is written atomically).
 """
 import argparse
 import os
@@ -90,6 +92,20 @@ def _model_path(path):
     return os.path.join(path, CHECKPOINT) if os.path.isdir(path) else path
 
 
+def _load_model(path):
+    """The trained model of ``--model`` (a training folder or a checkpoint file), or InputError."""
+    from .methods import load_method
+    from .train import checkpoint_problem
+    ck = _model_path(path)
+    if not os.path.isfile(ck):
+        raise InputError(ck, "file not found (--model takes a training output folder or its "
+                             "checkpoint.pt)")
+    try:
+        return load_method(ck)
+    except Exception as exc:   # torch raises RuntimeError, UnpicklingError, EOFError, KeyError, ...
+        raise InputError(ck, "cannot read the model checkpoint (%s)" % checkpoint_problem(exc))
+
+
 def cmd_train(a):
     import dataclasses
     from .inputs import INPUTS
@@ -105,18 +121,17 @@ def cmd_train(a):
 
 
 def cmd_encode(a):
-    import numpy as np
-    from .methods import load_method
+    from .io.mrc import save_npy
     from .train import dataset_for, encode_dataset
-    model = load_method(_model_path(a.model))
+    model = _load_model(a.model)
     data = dataset_for(model, a.particles, datadir=a.datadir, passthrough=a.passthrough)
     enc = encode_dataset(model, data, batch_size=a.batch_size)
     folder = os.path.dirname(os.path.abspath(a.out))
     os.makedirs(folder, exist_ok=True)
-    np.save(a.out, enc["z"])
+    save_npy(a.out, enc["z"])
     for key in ("rotations", "shifts_A"):      # methods that estimate poses
         if key in enc:
-            np.save(os.path.join(folder, key + ".npy"), enc[key])
+            save_npy(os.path.join(folder, key + ".npy"), enc[key])
     log("encode: %d particles -> %s (zdim %d%s)" % (len(data), a.out, model.zdim,
                                                     ", with poses" if "rotations" in enc else ""))
 
@@ -125,10 +140,12 @@ def cmd_decode(a):
     import numpy as np
     import torch
     from .io import write_mrc
-    from .methods import load_method
-    model = load_method(_model_path(a.model))
+    model = _load_model(a.model)
     if a.z_file:
-        zs = np.load(a.z_file) if a.z_file.endswith(".npy") else np.loadtxt(a.z_file, ndmin=2)
+        try:
+            zs = np.load(a.z_file) if a.z_file.endswith(".npy") else np.loadtxt(a.z_file, ndmin=2)
+        except ValueError as exc:
+            raise InputError(a.z_file, "cannot read latent points (%s)" % exc)
     elif a.z:
         zs = np.array([[float(v) for v in z.replace(",", " ").split()] for z in a.z])
     else:
@@ -169,7 +186,6 @@ def _residues(model):
 def cmd_analyze(a):
     import numpy as np
     from .analysis.landscape import analyze
-    from .methods import load_method
     if a.threads:
         import torch
         torch.set_num_threads(a.threads)
@@ -181,7 +197,7 @@ def cmd_analyze(a):
             path = []
         if len(path) != 2:
             raise InputError("--path", "expected two particle indices I,J (got %r)" % a.path)
-    model = load_method(_model_path(a.model))
+    model = _load_model(a.model)
     model.eval()
     try:
         z = np.load(a.z) if a.z.endswith(".npy") else np.loadtxt(a.z, ndmin=2)
@@ -394,12 +410,11 @@ def main(argv=None):
     except InputError as exc:
         print("error: %s" % exc, file=sys.stderr, flush=True)
         return 2
-    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-        print("error: %s: %s" % (getattr(exc, "filename", "") or "", exc.strerror or exc), file=sys.stderr)
+    except OSError as exc:      # a file that cannot be read or written (read-only, disk full, ...)
+        name = exc.filename or ""
+        print("error: %s%s" % (name + ": " if name else "", exc.strerror or exc), file=sys.stderr,
+              flush=True)
         return 2
-    except OSError as exc:
-        print("error: %s" % exc, file=sys.stderr, flush=True)
-        return 1
     if args.command != "serve":     # serve's stdout carries its answers only
         if os.environ.get("RANK", "0") == "0":      # one line per run, also under torchrun
             log("flexplugin %s: done in %.1f s" % (args.command, time.time() - t0))

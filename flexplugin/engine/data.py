@@ -19,6 +19,7 @@ ImageSource is picklable.
 import numpy as np
 import torch
 
+from .errors import InputError
 from .geometry.fourier import fourier_crop, soft_circular_window
 from .io.mrc import ImageSource
 
@@ -26,13 +27,15 @@ from .io.mrc import ImageSource
 class ParticleDataset(torch.utils.data.Dataset):
     def __init__(self, table, box=None, invert=False, window=True, scale=1.0, needs_poses=True):
         if table.rotations is None and needs_poses:
-            raise ValueError("%s: the particles have no poses (angles); this method needs them"
-                             % (table.source or "particles"))
+            raise InputError(table.source or "particles",
+                             "the particles have no poses (rlnAngleRot/Tilt/Psi or "
+                             "alignments3D/pose); this method needs them (run a consensus "
+                             "refinement first, or use a method that estimates poses)")
         self.table = table
         self.source = ImageSource(table)
         self.box = table.box if box is None else int(box)
-        if self.box > table.box or self.box % 2:
-            raise ValueError("--box must be even and at most the image size %d (got %d)"
+        if self.box > table.box or self.box % 2 or self.box < 2:
+            raise InputError("--box", "must be even and at most the image size %d (got %d)"
                              % (table.box, self.box))
         self.apix = table.apix * table.box / self.box
         self.invert, self.scale = invert, float(scale)
@@ -43,7 +46,15 @@ class ParticleDataset(torch.utils.data.Dataset):
 
     def images(self, rows):
         """Prepared (len(rows), box, box) float32 images (before scaling)."""
-        img = torch.from_numpy(self.source.get(rows))
+        raw = self.source.get(rows)
+        ok = np.isfinite(raw).all(axis=(1, 2))
+        if not ok.all():
+            row = int(np.asarray(rows).reshape(-1)[np.argmin(ok)])
+            t = self.table
+            raise InputError(t.stacks[t.stack_id[row]], "image %d (particle %d of %s) contains NaN "
+                             "or inf values (run 'flexplugin check' on the particle file)"
+                             % (t.index[row] + 1, row + 1, t.source or "the particle set"))
+        img = torch.from_numpy(raw)
         if self.invert:
             img = -img
         img = fourier_crop(img, self.box)

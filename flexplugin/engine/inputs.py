@@ -45,9 +45,11 @@ def load_inputs(method_cls, table, train_box, mask=None, reference=None, atomic_
     for key, path in given.items():
         flag = {"atomic_model": "--structure"}.get(key, "--" + key)
         if path and key not in uses | requires:
-            raise ValueError("%s takes no %s (%s)" % (method_cls.name, key.replace("_", " "), flag))
+            raise InputError(flag, "%s takes no %s" % (method_cls.name, key.replace("_", " ")))
         if not path and key in requires:
-            raise ValueError("%s needs %s %s" % (method_cls.name, flag, key.replace("_", " ")))
+            raise InputError(flag, "%s needs an %s" % (method_cls.name, key.replace("_", " "))
+                             if key == "atomic_model" else
+                             "%s needs a %s" % (method_cls.name, key.replace("_", " ")))
     tensors, paths = {}, {}
     if mask:
         m = load_map(mask, table.box, table.apix, train_box, "mask")

@@ -22,8 +22,11 @@ a tqdm bar only when stdout is a terminal. Mixed precision follows ``Config.prec
 (:func:`autocast_mode`): float16 autocast + gradient scaling on CUDA, bfloat16 autocast on CPUs
 with AMX, float32 master weights and optimizer state always.
 """
+import errno
+import glob
 import json
 import os
+import re
 import sys
 import time
 
@@ -31,9 +34,10 @@ import numpy as np
 import torch
 
 from .data import ParticleDataset, loader
+from .errors import InputError
 from .io import read_particles, write_mrc
 from .inputs import load_inputs
-from .io.mrc import atomic_path
+from .io.mrc import atomic_path, save_npy
 from .methods import METHODS, DataInfo, load_method
 from .methods.base import autocast_mode, cpu_has_amx  # noqa: F401 (part of this module's API)
 
@@ -57,8 +61,76 @@ def _adam(model, cfg):
 
 
 def _save(obj, path):
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """``torch.save`` to ``path`` atomically, flushed to the disk before it replaces the old file:
+    a kill (or a full disk) during the write leaves the previous checkpoint whole. A failed write
+    raises OSError naming ``path`` (torch reports it as a RuntimeError)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        try:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        except RuntimeError as exc:
+            cause = exc.__context__ if isinstance(exc.__context__, OSError) else None
+            raise OSError(cause.errno if cause else errno.EIO,
+                          (cause.strerror if cause else None) or "write failed (%s)" % exc,
+                          os.path.abspath(str(path))) from exc
+
+
+def _remove_stale_temporaries(out):
+    """Temporary files left by a run killed while writing (``.<name>.<pid>.tmp``)."""
+    for tmp in glob.glob(os.path.join(glob.escape(out), ".*.tmp")):
+        if re.fullmatch(r"\..+\.\d+\.tmp", os.path.basename(tmp)):
+            try:
+                os.remove(tmp)
+            except OSError:
+                pass
+
+
+def _config(cls, config):
+    """The method's Config with the given overrides, its generic options checked (InputError
+    naming the option otherwise)."""
+    try:
+        cfg = cls.Config.from_dict(dict(cls.Config().to_dict(), **(config or {})))
+    except (TypeError, ValueError) as exc:
+        raise InputError("train %s" % cls.name, exc)
+    if cfg.zdim < 0:
+        raise InputError("--zdim", "must be 0 or more (got %d); 0 trains a homogeneous map "
+                         "(no latent space)" % cfg.zdim)
+    if cfg.batch_size < 1:
+        raise InputError("--batch-size", "must be at least 1 (got %d)" % cfg.batch_size)
+    if not cfg.lr > 0:
+        raise InputError("--lr", "must be positive (got %g)" % cfg.lr)
+    if cfg.weight_decay < 0:
+        raise InputError("--weight-decay", "must be 0 or more (got %g)" % cfg.weight_decay)
+    if cfg.precision not in ("auto", "fp32", "bf16"):
+        raise InputError("--precision", "must be auto, fp32 or bf16 (got %r)" % cfg.precision)
+    return cfg
+
+
+def checkpoint_problem(exc):
+    """Why a checkpoint could not be loaded, in a few words (not torch's advice to load it with
+    ``weights_only=False``, which would run whatever code a crafted file holds)."""
+    import pickle
+    text = str(exc).split("\n")[0]
+    if isinstance(exc, (pickle.UnpicklingError, EOFError)) or "weights_only" in text or \
+            "zip archive" in text or "central directory" in text:
+        return "damaged, or not written by flexplugin"
+    return "%s: %s" % (type(exc).__name__, text[:200])
+
+
+def _load_checkpoint(path, method):
+    """The training checkpoint ``path`` (InputError when it is unreadable or of another method)."""
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+        name = ck["model"]["method"]
+        ck["rows"], ck["epoch"], ck["metrics"], ck["rng"]["sampler"]
+    except Exception as exc:   # torch raises RuntimeError, UnpicklingError, EOFError, ...
+        raise InputError(path, "cannot read the training checkpoint (%s); remove it (or drop "
+                               "--resume) to train from scratch" % checkpoint_problem(exc))
+    if method is not None and name != method:
+        raise InputError(path, "holds a %s model, not %s: resume with 'train %s' or use another "
+                               "--out" % (name, method, name))
+    return ck
 
 
 def _write_json(obj, path):
@@ -116,32 +188,55 @@ def train(method, particles, out, epochs, config=None, box=None, seed=0, resume=
     if rank:
         log = _quiet
     ck_path = os.path.join(out, CHECKPOINT)
+    if epochs < 1:
+        raise InputError("--epochs", "must be at least 1 (got %d)" % epochs)
     table = read_particles(particles, datadir=datadir, passthrough=passthrough)
     gen = torch.Generator()
+    if rank == 0:
+        _remove_stale_temporaries(out)
     if resume and os.path.exists(ck_path):
-        ck = torch.load(ck_path, map_location="cpu", weights_only=True)
+        ck = _load_checkpoint(ck_path, method)
         model = load_method(ck["model"])
         rows, start, history = ck["rows"].numpy(), ck["epoch"], ck["metrics"]
+        if len(rows) and rows.max() >= len(table):
+            raise InputError(table.source, "holds %d particles, but the checkpoint %s was trained on "
+                             "a set of at least %d: resume with the same particles"
+                             % (len(table), ck_path, rows.max() + 1))
         gen.set_state(ck["rng"]["sampler"])
         log("train: resuming %s from epoch %d (%s)" % (model.name, start, ck_path))
     else:
         if resume:
             log("train: no checkpoint in %s, starting from scratch" % out)
         cls = METHODS[method]
-        cfg = cls.Config.from_dict(dict(cls.Config().to_dict(), **(config or {})))
+        cfg = _config(cls, config)
+        if not table.has_ctf:
+            log("train: warning: %s has no CTF parameters (rlnDefocusU or ctf/df1_A): training "
+                "without CTF correction" % table.source)
+        if max_particles is not None and max_particles < 1:
+            raise InputError("--max-particles", "must be at least 1 (got %d)" % max_particles)
         rows = np.arange(len(table))
         if max_particles and max_particles < len(table):
             rows = np.sort(np.random.default_rng(seed).choice(len(table), max_particles, replace=False))
+        if box is not None and (box < 2 or box > table.box or box % 2):
+            raise InputError("--box", "must be even and at most the image size %d (got %d)"
+                             % (table.box, box))
         data = ParticleDataset(table, box=box, invert=invert, window=window,
                                needs_poses=cls.needs_poses)
         inputs, paths = load_inputs(cls, table, data.box, mask=mask, reference=reference,
                                     atomic_model=atomic_model)
         scale = data.estimate_scale(seed=seed)
+        if not (np.isfinite(scale) and scale > 0):
+            raise InputError(table.source, "the images hold NaN or infinite values, or are all "
+                             "constant (standard deviation %s): run 'flexplugin check' to find them"
+                             % scale)
         info = DataInfo(box=data.box, apix=data.apix, scale=scale, invert=invert, window=window,
                         particles=os.path.abspath(str(particles)), **paths)
         torch.manual_seed(seed)
         gen.manual_seed(seed)
-        model = cls(cfg, info, inputs)
+        try:
+            model = cls(cfg, info, inputs)
+        except ValueError as exc:       # the method's own checks of its options and inputs
+            raise InputError("train %s" % cls.name, exc)
         ck, start, history = None, 0, []
     model.to(device)
     net = model if world == 1 else torch.nn.parallel.DistributedDataParallel(
@@ -184,6 +279,10 @@ def train(method, particles, out, epochs, config=None, box=None, seed=0, resume=
             with torch.autocast(device.type, dtype=cast_dtype or torch.float32,
                                 enabled=cast_dtype is not None):
                 result = net(batch)
+            if not scaling and not torch.isfinite(result["loss"].detach()):
+                raise InputError("train %s" % model.name, "the loss became %s at epoch %d, batch %d "
+                                 "(the images are finite): lower --lr; the checkpoint of epoch %d "
+                                 "is kept" % (float(result["loss"].detach()), epoch, i, epoch - 1))
             opt.zero_grad(set_to_none=True)
             scaler.scale(result["loss"]).backward()
             scaler.step(opt)
@@ -253,10 +352,10 @@ def _quiet(*args, **kwargs):
 def finish(model, data, out, device="cpu", num_workers=0, log=print):
     """Write z.npy (all particles, star-row order), estimated poses if any, and consensus.mrc."""
     enc = encode_dataset(model, data, device=device, num_workers=num_workers)
-    np.save(os.path.join(out, "z.npy"), enc["z"])
+    save_npy(os.path.join(out, "z.npy"), enc["z"])
     for key in ("rotations", "shifts_A"):
         if key in enc:
-            np.save(os.path.join(out, key + ".npy"), enc[key])
+            save_npy(os.path.join(out, key + ".npy"), enc[key])
     model.write_results(out, enc["z"])
     vol = model.decode_volume(torch.as_tensor(enc["z"].mean(0)).to(device)).cpu().numpy()
     write_mrc(os.path.join(out, "consensus.mrc"), vol, model.data_info.apix, origin_centered=True)

@@ -73,12 +73,12 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     train_mod._save({"epoch": 1}, path)
 
     def broken_save(obj, f):
-        with open(f, "wb") as fh:
-            fh.write(b"partial")
-        raise OSError("disk full")
+        f.write(b"partial")
+        raise OSError(28, "No space left on device")
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="No space left") as err:
         train_mod._save({"epoch": 2}, path)
+    assert err.value.filename == str(path)
     assert torch.load(path, weights_only=True) == {"epoch": 1}
     assert os.listdir(tmp_path) == ["checkpoint.pt"]
 

@@ -36,6 +36,26 @@ def test_engine_command_quotes_every_argument(monkeypatch, activation):
     assert "CUDA_VISIBLE_DEVICES" not in Plugin.getEngineCommand("check", [ODD])
 
 
+def test_engine_runs_in_a_project_path_with_a_space_and_a_quote(tmp_path, monkeypatch):
+    """An engine command built by Plugin and run through a shell the way protocol.runJob runs it,
+    on a particle set in a folder whose name holds a space, quotes and ``$``: the engine reads it
+    and writes its output there."""
+    from pyworkflow.utils.process import runJob
+    from flexplugin.engine.simulate import simulate
+    monkeypatch.setitem(Plugin._vars, FLEXPLUGIN_ENV_ACTIVATION, "")
+    folder = tmp_path / "my proj's \"data\" $HOME"
+    simulate(str(folder), n=20, box=8, apix=4.0, snr=1.0, seed=0, states=1, log=lambda *a: None)
+    out = folder / "mask $1.mrc"
+    line = Plugin.getEngineCommand("mask", ["--out", out, "--sphere", "--box", 8, "--apix", 4.0,
+                                            "--radius", 8])
+    runJob(None, line, "", env=Plugin.getEnviron())
+    assert out.is_file()
+    result = subprocess.run(["bash", "-c", Plugin.getEngineCommand("check", [folder / "particles.star"])],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "%s: OK" % (folder / "particles.star") in result.stdout
+
+
 def test_default_activation_conda_or_venv(monkeypatch):
     import pwem
     import pyworkflow as pw

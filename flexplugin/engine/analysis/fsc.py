@@ -39,5 +39,7 @@ def resolution_at(freqs, curve, threshold, apix):
 
 def write_fsc(path, freqs, curve, apix):
     """A two-column text file: resolution (1/Å) and FSC."""
-    np.savetxt(path, np.stack([np.asarray(freqs) / apix, curve], axis=1), fmt="%.6f",
-               header="frequency_1/A fsc")
+    from ..io.mrc import atomic_path
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savetxt(f, np.stack([np.asarray(freqs) / apix, curve], axis=1), fmt="%.6f",
+                   header="frequency_1/A fsc")

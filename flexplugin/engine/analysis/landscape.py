@@ -41,13 +41,12 @@ GRAPH_NEIGHBOURS = 10
 def decode_maps(model, zs, out_dir, box=None, prefix="vol_"):
     """Decode ``zs`` (M, zdim) with ``model`` into ``out_dir/vol_000.mrc ...``; returns the paths.
 
-    Earlier ``vol_*.mrc`` files in ``out_dir`` are removed first, so the folder holds exactly
-    this series."""
+    Earlier ``vol_*.mrc`` files in ``out_dir`` not part of the new series are removed after it is
+    written, so the folder holds exactly this series."""
     import torch
     from ..io import write_mrc
     os.makedirs(out_dir, exist_ok=True)
-    for old in glob.glob(os.path.join(out_dir, prefix + "*.mrc")):
-        os.remove(old)
+    old = set(glob.glob(os.path.join(out_dir, prefix + "*.mrc")))
     info = model.data_info
     paths = []
     for i, z in enumerate(np.asarray(zs, dtype=np.float32).reshape(len(zs), -1)):
@@ -58,6 +57,10 @@ def decode_maps(model, zs, out_dir, box=None, prefix="vol_"):
         write_mrc(path, vol.astype(np.float32, copy=False), info.apix * info.box / vol.shape[0],
                   origin_centered=True)
         paths.append(path)
+    # Only once the new series is written (each map replacing its predecessor atomically): a
+    # failed write leaves the earlier maps.
+    for stale in old - set(paths):
+        os.remove(stale)
     return paths
 
 
@@ -176,7 +179,7 @@ def plot_landscape(path, zred, labels=None, centers_2d=None, title="latent lands
         ax.set_ylabel("dim 2")
     fig.suptitle("%s (%d particles)" % (title, len(zred)))
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    _savefig(fig, path)
     plt.close(fig)
 
 
@@ -192,7 +195,7 @@ def plot_pca_variance(path, ratio):
     ax.set_ylim(0, 1.05)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    _savefig(fig, path)
     plt.close(fig)
 
 
@@ -205,14 +208,26 @@ def plot_cluster_sizes(path, labels, k):
     ax.set_xlabel("cluster")
     ax.set_ylabel("particles")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    _savefig(fig, path)
     plt.close(fig)
 
 
 # ---------------------------------------------------------------- driver
 
+def _savefig(fig, path):
+    from ..io.mrc import atomic_path
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format=os.path.splitext(path)[1][1:] or "png")
+
+
 def _savetxt(path, array, fmt="%.9g"):
-    np.savetxt(path, np.atleast_1d(array), fmt=fmt)
+    from ..io.mrc import save_txt
+    save_txt(path, np.atleast_1d(array), fmt=fmt)
+
+
+def _save_npy(path, array):
+    from ..io.mrc import save_npy
+    save_npy(path, array)
 
 
 def analyze(model, z, out, kmeans_k=0, pcs=2, umap=False, ndim=2, traversal_points=10,
@@ -262,7 +277,7 @@ def analyze(model, z, out, kmeans_k=0, pcs=2, umap=False, ndim=2, traversal_poin
     # PCA: enough components for the traversals and for zred.
     n_pc = min(pcs, zdim)                  # traversals
     coords, comps, ratio, mean = pca(z, min(max(pcs, ndim), zdim))
-    np.save(rel(os.path.join(out, "pca.npy")), coords.astype(np.float32))
+    _save_npy(rel(os.path.join(out, "pca.npy")), coords.astype(np.float32))
     _savetxt(rel(os.path.join(out, "pca_variance.txt")), ratio)
     log("analyze: %d particles, zdim %d; PCA explained variance %s"
         % (n, zdim, ", ".join("%.3f" % r for r in ratio)))
@@ -274,7 +289,7 @@ def analyze(model, z, out, kmeans_k=0, pcs=2, umap=False, ndim=2, traversal_poin
         zred = np.zeros((n, ndim), dtype=np.float32)
         m = min(ndim, coords.shape[1])
         zred[:, :m] = coords[:, :m]
-    np.save(rel(os.path.join(out, "zred.npy")), zred.astype(np.float32))
+    _save_npy(rel(os.path.join(out, "zred.npy")), zred.astype(np.float32))
 
     summary = {"method": model.name, "zdim": zdim, "box_train": int(d0),
                "apix_train": float(model.data_info.apix), "n_particles": n,
@@ -289,7 +304,7 @@ def analyze(model, z, out, kmeans_k=0, pcs=2, umap=False, ndim=2, traversal_poin
     centers_2d = None
     if kmeans_k:
         labels, centers, nearest = kmeans(z, kmeans_k, seed)
-        np.save(rel(os.path.join(out, "kmeans_labels.npy")), labels)
+        _save_npy(rel(os.path.join(out, "kmeans_labels.npy")), labels)
         _savetxt(rel(os.path.join(out, "kmeans_centers.txt")), np.atleast_2d(centers))
         _savetxt(rel(os.path.join(out, "kmeans_nearest.txt")), nearest, fmt="%d")
         kdir = os.path.join(out, "kmeans")

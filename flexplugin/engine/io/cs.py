@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..geometry import so3
-from .mrc import atomic_path, find_stack
+from .mrc import find_stack, save_npy
 from .table import CTF_FIELDS, ParticleTable
 
 BLOB_FIELDS = ("blob/path", "blob/idx", "blob/shape", "blob/psize_A")
@@ -180,5 +180,4 @@ def write_cs(path, table, uid=None):
     arr = np.zeros(n, dtype=[(name, dt, shp) for name, dt, shp, _ in fields])
     for name, _, _, values in fields:
         arr[name] = values
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.save(f, arr)
+    save_npy(path, arr)

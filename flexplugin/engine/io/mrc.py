@@ -11,6 +11,7 @@
 Supported data modes: 0 (int8), 1 (int16), 2 (float32), 6 (uint16), 12 (float16).
 """
 import contextlib
+import io
 import os
 from collections import OrderedDict
 
@@ -182,15 +183,42 @@ def new_stack(path, n, box, apix):
 
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temporary name next to ``path``; on success it replaces ``path`` in one step."""
+    """Yield a temporary name next to ``path``; on success it replaces ``path`` in one step.
+
+    When writing fails ``path`` keeps its earlier content (or stays absent), and an OSError of
+    the writing (a read-only folder, a full disk) is raised again naming ``path`` itself, not the
+    temporary file, so the command line can say which output could not be written."""
     path = os.path.abspath(str(path))
     tmp = os.path.join(os.path.dirname(path), ".%s.%d.tmp" % (os.path.basename(path), os.getpid()))
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as e:
+        if e.filename == path:
+            raise
+        raise OSError(e.errno, e.strerror or "write failed (%s)" % e, path) from e
     finally:
-        if os.path.exists(tmp):
+        try:
             os.remove(tmp)
+        except OSError:
+            pass
+
+
+def save_npy(path, array):
+    """``np.save`` to ``path`` (exactly that name), atomically.
+
+    Serialised in memory first: ``np.save`` to a file writes the data with C stdio, whose failure
+    on a full disk numpy does not report (the file would silently be cut short)."""
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(array), allow_pickle=False)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(buf.getbuffer())
+
+
+def save_txt(path, array, fmt="%.9g"):
+    """``np.savetxt`` to ``path``, atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savetxt(f, array, fmt=fmt)
 
 
 def find_stack(name, ref_file, datadir=None):

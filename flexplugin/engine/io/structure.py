@@ -58,12 +58,14 @@ def read_structure(path):
 
 
 def write_ca_pdb(path, structure, coords):
-    """A C-alpha-only PDB with the residues of ``structure`` at ``coords`` (R, 3) Å."""
+    """A C-alpha-only PDB with the residues of ``structure`` at ``coords`` (R, 3) Å (written
+    atomically)."""
     lines = []
     for i, (c, (x, y, z)) in enumerate(zip(structure.chains, coords), start=1):
         lines.append("ATOM  %5d  CA  %3s %1s%4d    %8.3f%8.3f%8.3f  1.00  0.00           C"
                      % (i % 100000, structure.names[i - 1], (c or "A")[:1], structure.numbers[i - 1] % 10000,
                         x, y, z))
     lines.append("END")
-    with open(path, "w") as f:
+    from .mrc import atomic_path
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
         f.write("\n".join(lines) + "\n")

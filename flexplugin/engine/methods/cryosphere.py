@@ -159,7 +159,9 @@ class CryoSPHERE(Method):
         posterior means when n is None."""
         mean, std = self.seg_mean * self.seg_scale, F.elu(self.seg_std * self.seg_scale) + 1
         p = mean[None] if n is None else mean + std * torch.randn((n,) + mean.shape, device=mean.device)
-        mu, sig, logit = p[:, 0], F.elu(p[:, 1]) + 1, p[:, 2]
+        # sigma floored: elu(x) + 1 is exactly 0 in float32 for x < -17 (a sample 2-3 prior
+        # standard deviations below the mean on a small model), which made the loss NaN.
+        mu, sig, logit = p[:, 0], (F.elu(p[:, 1]) + 1).clamp_min(1e-2), p[:, 2]
         i = self.res_index[None, :, None]
         logits = torch.log_softmax(logit, -1)[:, None, :] - 0.5 * (i - mu[:, None]) ** 2 / sig[:, None] ** 2
         return torch.softmax(logits / self.config.tau, dim=-1)
