@@ -33,6 +33,7 @@ import os
 import numpy as np
 
 from ..errors import InputError
+from ..io.mrc import save_npy, save_txt
 
 PERCENTILES = (5.0, 95.0)
 GRAPH_NEIGHBOURS = 10
@@ -221,13 +222,7 @@ def _savefig(fig, path):
 
 
 def _savetxt(path, array, fmt="%.9g"):
-    from ..io.mrc import save_txt
     save_txt(path, np.atleast_1d(array), fmt=fmt)
-
-
-def _save_npy(path, array):
-    from ..io.mrc import save_npy
-    save_npy(path, array)
 
 
 def analyze(model, z, out, kmeans_k=0, pcs=2, umap=False, ndim=2, traversal_points=10,
@@ -277,7 +272,7 @@ def analyze(model, z, out, kmeans_k=0, pcs=2, umap=False, ndim=2, traversal_poin
     # PCA: enough components for the traversals and for zred.
     n_pc = min(pcs, zdim)                  # traversals
     coords, comps, ratio, mean = pca(z, min(max(pcs, ndim), zdim))
-    _save_npy(rel(os.path.join(out, "pca.npy")), coords.astype(np.float32))
+    save_npy(rel(os.path.join(out, "pca.npy")), coords.astype(np.float32))
     _savetxt(rel(os.path.join(out, "pca_variance.txt")), ratio)
     log("analyze: %d particles, zdim %d; PCA explained variance %s"
         % (n, zdim, ", ".join("%.3f" % r for r in ratio)))
@@ -289,7 +284,7 @@ def analyze(model, z, out, kmeans_k=0, pcs=2, umap=False, ndim=2, traversal_poin
         zred = np.zeros((n, ndim), dtype=np.float32)
         m = min(ndim, coords.shape[1])
         zred[:, :m] = coords[:, :m]
-    _save_npy(rel(os.path.join(out, "zred.npy")), zred.astype(np.float32))
+    save_npy(rel(os.path.join(out, "zred.npy")), zred.astype(np.float32))
 
     summary = {"method": model.name, "zdim": zdim, "box_train": int(d0),
                "apix_train": float(model.data_info.apix), "n_particles": n,
@@ -304,7 +299,7 @@ def analyze(model, z, out, kmeans_k=0, pcs=2, umap=False, ndim=2, traversal_poin
     centers_2d = None
     if kmeans_k:
         labels, centers, nearest = kmeans(z, kmeans_k, seed)
-        _save_npy(rel(os.path.join(out, "kmeans_labels.npy")), labels)
+        save_npy(rel(os.path.join(out, "kmeans_labels.npy")), labels)
         _savetxt(rel(os.path.join(out, "kmeans_centers.txt")), np.atleast_2d(centers))
         _savetxt(rel(os.path.join(out, "kmeans_nearest.txt")), nearest, fmt="%d")
         kdir = os.path.join(out, "kmeans")

@@ -215,10 +215,18 @@ def save_npy(path, array):
         f.write(buf.getbuffer())
 
 
-def save_txt(path, array, fmt="%.9g"):
+def save_txt(path, array, fmt="%.9g", header=""):
     """``np.savetxt`` to ``path``, atomically."""
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savetxt(f, array, fmt=fmt)
+        np.savetxt(f, array, fmt=fmt, header=header)
+
+
+def save_npz(path, **arrays):
+    """``np.savez`` to ``path`` (exactly that name), atomically (serialised in memory first)."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(buf.getbuffer())
 
 
 def find_stack(name, ref_file, datadir=None):

@@ -302,12 +302,13 @@ class CryoSPHERE(Method):
     def write_results(self, out, z):
         """``segments.txt`` (residue number and segment, 1-based, of every C-alpha of the model) and
         ``segment_motions.npz`` (per particle and segment: angle_deg, axis, translation_A)."""
+        from ..io.mrc import save_npz, save_txt
         numbers = self.inputs["atomic_model"]["numbers"].cpu().numpy()
-        np.savetxt(os.path.join(out, "segments.txt"),
-                   np.column_stack([numbers, self.segments().numpy() + 1]), fmt="%d",
-                   header="residue_number segment")
+        save_txt(os.path.join(out, "segments.txt"),
+                 np.column_stack([numbers, self.segments().numpy() + 1]), fmt="%d",
+                 header="residue_number segment")
         angle, axis, translation = self.segment_motions(z)
-        np.savez(os.path.join(out, "segment_motions.npz"), angle_deg=angle, axis=axis,
+        save_npz(os.path.join(out, "segment_motions.npz"), angle_deg=angle, axis=axis,
                  translation_A=translation)
 
     def decode_structure(self, z):
