@@ -45,6 +45,8 @@ def main(argv=None):
     ap.add_argument("--snr", type=float, default=0.1)
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--segments", type=int, default=3)
+    ap.add_argument("--zdim", type=int, default=2)
+    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=os.path.join(HERE, "out", "cryosphere"))
@@ -58,8 +60,8 @@ def main(argv=None):
         "--seed", a.seed, "--structure", pdb, "--states", a.states)
     run = out / "train"
     cli("train", "cryosphere", "--particles", sim / "particles.star", "--structure", sim / "gt_model.pdb",
-        "--out", run, "--epochs", a.epochs, "--zdim", 2, "--segments", a.segments, "--enc-dim", 128,
-        "--enc-layers", 2, "--dec-dim", 128, "--dec-layers", 1, "--lr", 1e-3, "--lr-segments", 1e-2,
+        "--out", run, "--epochs", a.epochs, "--zdim", a.zdim, "--segments", a.segments, "--enc-dim", 128,
+        "--enc-layers", 2, "--dec-dim", 128, "--dec-layers", 1, "--lr", a.lr, "--lr-segments", 1e-2,
         "--batch-size", 32, "--kl-warmup", 5, "--kl-cycle", 0, "--threads", a.threads, "--log-every", 0,
         "--seed", a.seed)
 
