@@ -8,7 +8,8 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from conftest import run_cli
+from cli_helpers import run_cli, simulate_hinge, train_z
+from flexplugin.engine.analysis.poses import pc1
 from flexplugin.engine.geometry import so3
 from flexplugin.engine.io import read_mrc, read_particles
 from flexplugin.engine.io.star import write_star
@@ -20,8 +21,11 @@ COMMON = ["--lr", 2e-3, "--batch-size", 16, "--threads", 1, "--log-every", 0]
 # Homogeneous (SNR 0.1), zdim 0, lr 3e-3, 3 epochs: correlation with the ground truth 0.906; the
 # same map against the axis-transposed ground truth (a transposed convention) 0.296.
 HOMOGENEOUS_CORR_MIN = 0.8
-# 1D motion (5 states of the built-in hinge, SNR 1), zdim 4, 8 epochs: |Spearman| 0.567; a run
-# whose latent did not organise (zdim 2, same budget) gave 0.035.
+# 1D motion (5 states of the built-in hinge, SNR 1), zdim 4, 8 epochs: |Spearman| 0.567 (the run
+# is deterministic: 0.567 again on a rerun); a run whose latent did not organise (zdim 2, same
+# budget) gave 0.035. Not robust to the settings: in the same budget dec_dim 32 gave 0.066,
+# omega0 1 0.039, lr 1e-3 0.032, zdim 1 0.011, the MLP encoder 0.004, a zero-initialised voxel
+# layer 0.009, no map regularisers 0.035 (z grew to ~100).
 MOTION_EPOCHS = 8
 MOTION_ARGS = ["--zdim", 4]
 MOTION_SPEARMAN_MIN = 0.4
@@ -34,21 +38,19 @@ MOTION_SPEARMAN_MIN = 0.4
 FOCUS_OUTSIDE_MAX = 1e-3
 FOCUS_CHANGE_MIN = 0.02
 FOCUS_SPEARMAN_MIN = 0.08
-# Pose refinement from rotations perturbed by 5 degrees, zdim 0, 6 epochs.
+# Pose refinement from rotations perturbed by 5 degrees, zdim 0, 4 epochs at lr 3e-3, the default
+# local Gauss-Newton refinement against the decoded map: median angular error 5.0 -> 3.56 degrees
+# (0.71 of the input; 6 epochs at lr 2e-3 give 3.41). A model that does not refine keeps 5.0
+# (1.0); the encoder's pose heads trained from the first epoch (the previous default) gave 10.0
+# (2.0).
 PERTURB_DEG = 5.0
-POSE_EPOCHS = 6
-POSE_GAIN_MAX = 0.9
+POSE_EPOCHS = 4
+POSE_ARGS = ["--lr", 3e-3]
+POSE_GAIN_MAX = 0.8
 
 
 def _train(data, out, epochs, *extra, star="particles.star"):
-    assert run_cli("train", "hetsiren", "--particles", data / star, "--out", out,
-                   "--epochs", epochs, *COMMON, *extra) == 0
-    return np.load(out / "z.npy")
-
-
-def _pc1(z):
-    zc = z - z.mean(0)
-    return zc @ np.linalg.svd(zc, full_matrices=False)[2][0]
+    return train_z("hetsiren", data, out, epochs, *COMMON, *extra, star=star)
 
 
 def test_homogeneous_map_matches_ground_truth(homogeneous_set, tmp_path):
@@ -66,17 +68,9 @@ def test_homogeneous_map_matches_ground_truth(homogeneous_set, tmp_path):
     assert 0.6 < vol.std() / gt.std() < 1.6
 
 
-@pytest.fixture(scope="module")
-def motion_set(tmp_path_factory):
-    out = tmp_path_factory.mktemp("motion")
-    assert run_cli("simulate", "--out", out, "--n", 1500, "--box", 32, "--apix", 3.0, "--snr", 1.0,
-                   "--seed", 4, "--states", 5) == 0
-    return out
-
-
 def test_motion_latent_orders_states(motion_set, tmp_path):
     z = _train(motion_set, tmp_path, MOTION_EPOCHS, *MOTION_ARGS)
-    r = abs(spearmanr(_pc1(z), np.load(motion_set / "z_true.npy")).correlation)
+    r = abs(spearmanr(pc1(z), np.load(motion_set / "z_true.npy")).correlation)
     print("1D motion: |Spearman(PC1 z, state)| = %.3f" % r)
     assert r > MOTION_SPEARMAN_MIN
 
@@ -91,11 +85,11 @@ def test_focus_mask_keeps_reference_outside(motion_set, tmp_path):
                    "--center", "10.8,8.6,-1.1", "--radius", 16, "--soft", 6) == 0
     out = tmp_path / "train"
     z = _train(motion_set, out, MOTION_EPOCHS, *MOTION_ARGS, "--mask", mask, "--reference", ref)
-    r = abs(spearmanr(_pc1(z), np.load(motion_set / "z_true.npy")).correlation)
+    r = abs(spearmanr(pc1(z), np.load(motion_set / "z_true.npy")).correlation)
     model = load_method(out / "checkpoint.pt")
     m, _ = read_mrc(mask)
     v0, _ = read_mrc(ref)
-    pc = _pc1(z)
+    pc = pc1(z)
     ends = [z[np.argmin(pc)], z[np.argmax(pc)]]
     maps = [model.decode_volume(torch.as_tensor(p)).numpy() for p in ends]
     outside = m == 0
@@ -112,9 +106,7 @@ def test_focus_mask_keeps_reference_outside(motion_set, tmp_path):
 @pytest.fixture(scope="module")
 def perturbed_set(tmp_path_factory):
     """One state, SNR 1, input rotations perturbed by 5 degrees about random axes."""
-    out = tmp_path_factory.mktemp("poses")
-    assert run_cli("simulate", "--out", out, "--n", 1500, "--box", 32, "--apix", 3.0, "--snr", 1.0,
-                   "--seed", 6, "--states", 1) == 0
+    out = simulate_hinge(tmp_path_factory.mktemp("poses"), seed=6)
     table = read_particles(out / "particles.star")
     rng = np.random.default_rng(7)
     axes = rng.normal(size=(len(table), 3))
@@ -123,3 +115,14 @@ def perturbed_set(tmp_path_factory):
     write_star(out / "perturbed.star", dataclasses.replace(table, rotations=delta @ table.rotations))
     return out
 
+
+def test_pose_refinement_improves_perturbed_poses(perturbed_set, tmp_path):
+    _train(perturbed_set, tmp_path, POSE_EPOCHS, "--zdim", 0, "--refine-poses", *POSE_ARGS,
+           star="perturbed.star")
+    true = read_particles(perturbed_set / "particles.star").rotations
+    before = np.median(so3.rotation_angle_deg(
+        read_particles(perturbed_set / "perturbed.star").rotations, true))
+    after = np.median(so3.rotation_angle_deg(np.load(tmp_path / "rotations.npy"), true))
+    print("pose refinement: median angular error %.2f -> %.2f degrees" % (before, after))
+    assert abs(before - PERTURB_DEG) < 0.1
+    assert after < POSE_GAIN_MAX * before
