@@ -11,7 +11,9 @@ PYTEST_ARGS ?=
 venv: $(STAMP)
 
 # Rebuilt only when setup.py changes; otherwise `make test` starts at once.
-$(STAMP): setup.py
+# (STAMP_DEPS= : build only when missing, e.g. from a test already running inside .venv.)
+STAMP_DEPS ?= setup.py
+$(STAMP): $(STAMP_DEPS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH)
