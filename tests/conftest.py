@@ -6,6 +6,8 @@ import tempfile
 
 import pytest
 
+from cli_helpers import simulate_hinge
+
 _ROOT = tempfile.mkdtemp(prefix="flexplugin-tests-")
 _HOSTS = os.path.join(_ROOT, "hosts.conf")
 with open(_HOSTS, "w") as _f:
@@ -26,47 +28,13 @@ for _k, _v in {
 os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 
 
-def run_cli(*args):
-    """Run the engine's command line in-process; returns its exit status."""
-    from flexplugin.engine.cli import main
-    return main([str(a) for a in args])
-
-
 @pytest.fixture(scope="session")
 def homogeneous_set(tmp_path_factory):
     """1500 particles, D=32, SNR 0.1, one state, with CTF and shifts."""
-    out = tmp_path_factory.mktemp("homogeneous")
-    assert run_cli("simulate", "--out", out, "--n", 1500, "--box", 32, "--apix", 3.0, "--snr", 0.1,
-                   "--seed", 3, "--states", 1) == 0
-    return out
-
-
-def simulate_three_volumes(out, n, box=32, apix=3.0, snr=1.0, seed=5):
-    """Particles of three discrete maps of the built-in object (whole, arm removed, arm swung by
-    60 degrees) with CTF, shifts and known poses; returns the simulation folder."""
-    from flexplugin.engine.io import write_mrc
-    from flexplugin.engine.simulate import builtin_object, hinge_states, render_volume
-    coords, weights, moving, hinge, axis = builtin_object()
-    coords, hinge = coords * box, hinge * box
-    swung = hinge_states(coords, moving, hinge, axis, 60.0, [1.0])[0]
-    maps = [render_volume(coords, weights, 0.025 * box, box),
-            render_volume(coords[~moving], weights[~moving], 0.025 * box, box),
-            render_volume(swung, weights, 0.025 * box, box)]
-    paths = []
-    for i, v in enumerate(maps):
-        paths.append(out / ("vol_%d.mrc" % i))
-        write_mrc(paths[-1], v.numpy(), apix)
-    data = out / "data"
-    assert run_cli("simulate", "--out", data, "--n", n, "--box", box, "--apix", apix,
-                   "--snr", snr, "--seed", seed, "--volumes", *paths) == 0
-    return data
+    return simulate_hinge(tmp_path_factory.mktemp("homogeneous"), snr=0.1)
 
 
 @pytest.fixture(scope="session")
 def motion_set(tmp_path_factory):
     """1500 particles, D=32, SNR 1: five states of the built-in hinge (0 to 60 degrees)."""
-    out = tmp_path_factory.mktemp("motion")
-    assert run_cli("simulate", "--out", out, "--n", 1500, "--box", 32, "--apix", 3.0, "--snr", 1.0,
-                   "--seed", 4, "--states", 5) == 0
-    return out
-
+    return simulate_hinge(tmp_path_factory.mktemp("motion"), seed=4, states=5)

@@ -250,6 +250,14 @@ def cmd_mask(a):
         % (a.out, mask.shape[0], apix, float((mask > 0.5).sum())))
 
 
+def _model_option(p):
+    p.add_argument("--model", required=True, help="training output folder (or checkpoint file)")
+
+
+def _threads_option(p):
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
+
+
 def _add_config_args(p, config_cls):
     """One option per field of a method's Config dataclass; None default = keep the method's."""
     import dataclasses
@@ -285,7 +293,7 @@ def _add_train_parser(sub):
         m.add_argument("--num-workers", type=int, default=0, help="data loading processes")
         m.add_argument("--log-every", type=int, default=100, help="progress line every N batches")
         m.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-        m.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
+        _threads_option(m)
         m.add_argument("--keep-epochs", action="store_true", help="keep OUT/checkpoints/epoch_NNN.pt")
         m.add_argument("--ddp", action="store_true",
                        help="data-parallel training in the processes of a torchrun launch "
@@ -344,7 +352,7 @@ def build_parser():
     _add_train_parser(sub)
 
     p = sub.add_parser("encode", help="latent coordinates of particles with a trained model")
-    p.add_argument("--model", required=True, help="training output folder (or checkpoint file)")
+    _model_option(p)
     p.add_argument("--particles", required=True, help="RELION .star or cryoSPARC .cs file")
     p.add_argument("--datadir", help="folder holding the image stacks named by relative paths")
     p.add_argument("--passthrough", help="cryoSPARC *_passthrough_particles.cs for a .cs input")
@@ -354,7 +362,7 @@ def build_parser():
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("decode", help="maps at latent points with a trained model")
-    p.add_argument("--model", required=True, help="training output folder (or checkpoint file)")
+    _model_option(p)
     p.add_argument("--z", action="append", help='a latent point "v1,v2,..." (repeatable; --z=-1,2 when it starts with a minus)')
     p.add_argument("--z-file", help="latent points, one per row (.txt or .npy)")
     p.add_argument("--out", required=True, help="output folder: vol_000.mrc, vol_001.mrc, ...")
@@ -362,7 +370,7 @@ def build_parser():
     p.set_defaults(func=cmd_decode)
 
     p = sub.add_parser("analyze", help="latent landscape: PCA, UMAP, k-means, traversals, plots")
-    p.add_argument("--model", required=True, help="training output folder (or checkpoint file)")
+    _model_option(p)
     p.add_argument("--z", required=True, help="latent points (N x zdim, .npy or .txt)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--kmeans", type=int, default=0,
@@ -375,13 +383,13 @@ def build_parser():
     p.add_argument("--path", help="I,J: traversal between particles I and J (neighbour graph)")
     p.add_argument("--box", type=int, help="decode at this (smaller) box")
     p.add_argument("--seed", type=int, default=0, help="k-means and UMAP seed")
-    p.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
+    _threads_option(p)
     p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("serve", help="decoder answering JSON-line requests on stdin/stdout")
-    p.add_argument("--model", required=True, help="training output folder (or checkpoint file)")
+    _model_option(p)
     p.add_argument("--box", type=int, help="default decode box (requests may name their own)")
-    p.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
+    _threads_option(p)
     p.add_argument("--verbose", action="store_true", help="log every request to stderr")
     p.set_defaults(func=cmd_serve)
 

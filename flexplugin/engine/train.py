@@ -274,6 +274,7 @@ def train(method, particles, out, epochs, config=None, box=None, seed=0, resume=
             from tqdm import tqdm
             batches = tqdm(batches, desc="epoch %d" % epoch, leave=False)
         sums, seen, t0 = {}, 0, time.time()
+        skipped = bad_run = 0
         for i, batch in enumerate(batches, 1):
             batch = _to_device(batch, device)
             with torch.autocast(device.type, dtype=cast_dtype or torch.float32,
@@ -285,6 +286,19 @@ def train(method, particles, out, epochs, config=None, box=None, seed=0, resume=
                                  "is kept" % (float(result["loss"].detach()), epoch, i, epoch - 1))
             opt.zero_grad(set_to_none=True)
             scaler.scale(result["loss"]).backward()
+            if not scaling and not _grads_finite(model):
+                # Under reduced precision a step with non-finite gradients is skipped (as the
+                # gradient scaler does on GPUs); a run of them, or one in float32, ends training.
+                bad_run += 1
+                if cast_dtype is None or bad_run >= MAX_SKIPPED_STEPS:
+                    raise InputError("train %s" % model.name, "the gradients became non-finite at "
+                                     "epoch %d, batch %d (the loss is finite): %s; the checkpoint of "
+                                     "epoch %d is kept" % (epoch, i, "run with --precision fp32 (%d "
+                                     "steps in a row in %s)" % (bad_run, str(cast_dtype).split(".")[-1])
+                                     if cast_dtype else "lower --lr", epoch - 1))
+                skipped += 1
+                continue
+            bad_run = 0
             scaler.step(opt)
             scaler.update()
             n = len(batch["index"])
@@ -300,7 +314,9 @@ def train(method, particles, out, epochs, config=None, box=None, seed=0, resume=
         dt = time.time() - t0
         means = {k: v / max(seen, 1) for k, v in sums.items()}
         history.append(dict(epoch=epoch, seconds=dt, images_per_s=seen / dt, **means))
-        log("train: epoch %d/%d %s, %.1f s (%.0f img/s)" % (epoch, epochs, _fmt(means), dt, seen / dt))
+        log("train: epoch %d/%d %s, %.1f s (%.0f img/s)%s" % (
+            epoch, epochs, _fmt(means), dt, seen / dt,
+            ", %d steps skipped (non-finite gradients)" % skipped if skipped else ""))
         rng = {"torch": torch.get_rng_state(), "sampler": gen.get_state()}
         if amp:
             rng["cuda"] = torch.cuda.get_rng_state()
@@ -345,6 +361,15 @@ def _all_reduce_sums(sums, seen, device):
     return dict(zip(keys, t[:-1].tolist())), int(t[-1])
 
 
+MAX_SKIPPED_STEPS = 20      # non-finite reduced-precision steps in a row before training stops
+
+
+def _grads_finite(model):
+    """Whether every gradient of the model is finite (one reduction per parameter)."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    return not grads or bool(torch.isfinite(torch.stack([g.float().sum() for g in grads])).all())
+
+
 def _quiet(*args, **kwargs):
     pass
 
@@ -352,6 +377,11 @@ def _quiet(*args, **kwargs):
 def finish(model, data, out, device="cpu", num_workers=0, log=print):
     """Write z.npy (all particles, star-row order), estimated poses if any, and consensus.mrc."""
     enc = encode_dataset(model, data, device=device, num_workers=num_workers)
+    bad = ~np.isfinite(enc["z"]).all(axis=1)
+    if bad.any():
+        raise InputError("train %s" % model.name, "the model gives non-finite latent values for %d of "
+                         "%d particles (first: row %d); z.npy is not written: train again with "
+                         "--precision fp32 or a lower --lr" % (bad.sum(), len(bad), np.argmax(bad)))
     save_npy(os.path.join(out, "z.npy"), enc["z"])
     for key in ("rotations", "shifts_A"):
         if key in enc:

@@ -10,7 +10,7 @@ import torch
 from sklearn.metrics import adjusted_rand_score
 from sklearn.neighbors import NearestNeighbors
 
-from conftest import run_cli, simulate_three_volumes
+from cli_helpers import run_cli, simulate_three_volumes
 from flexplugin.engine.io import read_mrc
 
 torch.set_num_threads(1)

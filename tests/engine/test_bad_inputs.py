@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run_cli
+from cli_helpers import run_cli
 from flexplugin.engine.geometry import so3
 from flexplugin.engine.io import write_cs, write_mrc, write_star
 from flexplugin.engine.io.table import ParticleTable

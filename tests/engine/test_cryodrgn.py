@@ -7,8 +7,9 @@ from scipy.stats import spearmanr
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
-from conftest import run_cli, simulate_three_volumes
+from cli_helpers import simulate_three_volumes, train_z
 from flexplugin.engine.analysis.fsc import fsc, resolution_at
+from flexplugin.engine.analysis.poses import pc1
 from flexplugin.engine.io import read_mrc
 
 SMALL = ["--enc-dim", 64, "--enc-layers", 1, "--dec-dim", 64, "--dec-layers", 2,
@@ -28,14 +29,7 @@ DISCRETE_ARI_MIN = 0.85
 
 
 def _train(data, out, epochs, *extra):
-    assert run_cli("train", "cryodrgn", "--particles", data / "particles.star", "--out", out,
-                   "--epochs", epochs, *SMALL, *extra) == 0
-    return np.load(out / "z.npy")
-
-
-def _pc1(z):
-    zc = z - z.mean(0)
-    return zc @ np.linalg.svd(zc, full_matrices=False)[2][0]
+    return train_z("cryodrgn", data, out, epochs, *SMALL, *extra)
 
 
 def test_homogeneous_map_matches_ground_truth(homogeneous_set, tmp_path):
@@ -55,7 +49,7 @@ def test_homogeneous_map_matches_ground_truth(homogeneous_set, tmp_path):
 
 def test_motion_latent_orders_states(motion_set, tmp_path):
     z = _train(motion_set, tmp_path, 20, "--zdim", 1)
-    r = abs(spearmanr(_pc1(z), np.load(motion_set / "z_true.npy")).correlation)
+    r = abs(spearmanr(pc1(z), np.load(motion_set / "z_true.npy")).correlation)
     print("1D motion: |Spearman(PC1 z, state)| = %.3f" % r)
     assert r > MOTION_SPEARMAN_MIN
 

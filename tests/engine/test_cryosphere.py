@@ -10,8 +10,8 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from conftest import run_cli
-from structures import two_domain_chain, write_pdb
+from cli_helpers import run_cli
+from flexplugin.synthetic import two_domain_chain, write_pdb
 from flexplugin.engine.analysis.structures import rmsd, segment_match
 from flexplugin.engine.inputs import load_inputs
 from flexplugin.engine.io import read_mrc, read_particles

@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from conftest import run_cli
+from cli_helpers import run_cli
 from flexplugin.engine.io import read_mrc
 
 # Homogeneous model (no sampling noise): the same steps up to the order of float sums.

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run_cli
-from structures import two_domain_chain, write_pdb
+from cli_helpers import run_cli
+from flexplugin.synthetic import two_domain_chain, write_pdb
 from flexplugin.engine.io import read_mrc
 from flexplugin.engine.methods import METHODS
 

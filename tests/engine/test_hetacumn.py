@@ -14,7 +14,7 @@ compensation exactly.
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
+from cli_helpers import run_cli, simulate_hinge
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
@@ -136,10 +136,7 @@ def test_synthetic_images_match_the_image_model_and_mirror_poses():
 
 @pytest.fixture(scope="module")
 def homogeneous_snr1(tmp_path_factory):
-    out = tmp_path_factory.mktemp("homogeneous_snr1")
-    assert run_cli("simulate", "--out", out, "--n", 1500, "--box", 32, "--apix", 3.0, "--snr", 1.0,
-                   "--seed", 3, "--states", 1) == 0
-    return out
+    return simulate_hinge(tmp_path_factory.mktemp("homogeneous_snr1"))
 
 
 def test_ab_initio_run_writes_valid_poses_and_estimates_the_snr(homogeneous_snr1, tmp_path):
@@ -197,10 +194,7 @@ def test_two_states_separate_in_z(two_state_set, tmp_path):
 
 @pytest.fixture(scope="module")
 def noiseless_set(tmp_path_factory):
-    out = tmp_path_factory.mktemp("noiseless")
-    assert run_cli("simulate", "--out", out, "--n", 2000, "--box", 32, "--apix", 3.0, "--snr", 0,
-                   "--seed", 3, "--states", 1) == 0
-    return out
+    return simulate_hinge(tmp_path_factory.mktemp("noiseless"), n=2000, snr=0)
 
 
 def test_encoder_learns_rotations_under_the_pose_loss(noiseless_set):

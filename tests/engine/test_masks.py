@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from cli_helpers import run_cli
 from flexplugin.engine.io import read_mrc, write_mrc
 from flexplugin.engine.masks import sphere_mask, threshold_mask
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from cli_helpers import run_cli
 from flexplugin.engine.analysis.fsc import fsc, resolution_at
 from flexplugin.engine.io import read_mrc, read_particles, ImageSource
 from flexplugin.engine.reconstruct import reconstruct

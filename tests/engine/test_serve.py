@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run_cli
+from cli_helpers import run_cli
 from flexplugin.engine.io import read_mrc
 
 torch.set_num_threads(1)

@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 
-from conftest import run_cli
+from cli_helpers import run_cli
 from flexplugin.engine.io import read_mrc, read_particles, ImageSource
 
 

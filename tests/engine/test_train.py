@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run_cli
+from cli_helpers import run_cli
 from flexplugin.engine.geometry.fourier import fft3_center, ifft3_center
 from flexplugin.engine.io import read_mrc
 from flexplugin.engine import train as train_mod

@@ -4,7 +4,7 @@ import json
 import os
 
 import numpy as np
-from conftest import launch, new_project, sim_file
+from scipion_helpers import launch, new_project, sim_file
 from scipy.stats import spearmanr
 
 from flexplugin.engine.io import read_mrc

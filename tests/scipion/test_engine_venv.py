@@ -4,7 +4,7 @@ import os
 import subprocess
 
 import pytest
-from conftest import launch
+from scipion_helpers import launch
 
 from flexplugin import Plugin
 from flexplugin.constants import ENGINE_ENV_NAME, FLEXPLUGIN_ENV_ACTIVATION

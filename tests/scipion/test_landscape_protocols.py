@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import launch, new_project, sim_file
+from scipion_helpers import launch, new_project, sim_file
 from sklearn.metrics import adjusted_rand_score
 
 from flexplugin.engine.io import read_mrc

@@ -3,16 +3,13 @@ a few epochs: their optional inputs reach the engine, their outputs are register
 the engine wrote, and the analysis protocols take them unchanged. (Each method's science is tested
 on the engine side, tests/engine/test_<method>.py.)"""
 import os
-import sys
 
 import numpy as np
 import pytest
-from conftest import launch, new_project, sim_file
+from scipion_helpers import launch, new_project, sim_file
 
 from flexplugin.engine.io import read_mrc
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from structures import two_domain_chain, write_pdb  # noqa: E402
+from flexplugin.synthetic import two_domain_chain, write_pdb
 
 SMALL = dict(boxSize=0, numEpochs=2, zDim=2, batchSize=32)
 

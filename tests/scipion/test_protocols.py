@@ -4,7 +4,7 @@ import os
 import shutil
 
 import numpy as np
-from conftest import GT_FSC05_MAX_A, SIM, gt_resolution, launch, new_project, sim_file
+from scipion_helpers import GT_FSC05_MAX_A, SIM, gt_resolution, launch, new_project, sim_file
 
 from flexplugin.engine.geometry import so3
 from flexplugin.engine.io.starfile import read_star

@@ -132,6 +132,15 @@ class Method(torch.nn.Module):
     def decode_volume(self, z, box=None):
         raise NotImplementedError
 
+    def decode_box(self, box):
+        """The box of a decoded map: the training box, or a smaller even one (Fourier-cropped
+        sampling, larger voxels)."""
+        d0 = self.data_info.box
+        d = d0 if box is None else int(box)
+        if d > d0 or d % 2:
+            raise ValueError("decode box must be even and at most the training box %d" % d0)
+        return d
+
     def checkpoint(self):
         """Everything needed to rebuild the model, as types ``torch.load(weights_only=True)`` reads."""
         return {"method": self.name, "config": self.config.to_dict(),

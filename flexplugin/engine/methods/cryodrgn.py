@@ -104,9 +104,10 @@ class ResidualMLP(nn.Module):
             h = h + self.cond(cond)[:, None, :]
         return self.after_first(h)
 
-    def after_first(self, h):
-        """The network from the first layer's output (before its ReLU) on."""
-        h = torch.relu(h)
+    def after_first(self, h, inplace=False):
+        """The network from the first layer's output (before its ReLU) on (``inplace``: h may be
+        overwritten, without gradients)."""
+        h = h.relu_() if inplace else torch.relu(h)
         if len(self.hidden):
             shape = h.shape
             wb = [p for layer in self.hidden for p in (layer.weight, layer.bias)]
@@ -271,26 +272,27 @@ class CryoDRGN(Method):
 
     def _decode_lattice(self, k, z, d, chunk):
         """(Re, Im) at lattice points of integer frequencies k = (kx, ky, kz) (each (M,), K_z <= 0)
-        with the separable positional encoding: the first layer becomes three table look-ups
-        (no sine, no first matrix product), then the network runs in the training precision."""
+        with the separable positional encoding: the first layer becomes table look-ups (no sine,
+        no first matrix product): one table over x and one over the (y, z) rows, then the network
+        runs in the training precision, in chunks small enough to stay in the CPU's caches."""
         tables, const = _lattice_tables(self, d, z)
-        idx = [(kj.long() + d // 2) for kj in k]
         dtype, _ = _autocast_mode(self.config.precision, z.device)
-        out = []
-        for a in range(0, len(idx[0]), chunk):
-            h = (tables[0][idx[0][a:a + chunk]] + tables[1][idx[1][a:a + chunk]]
-                 + tables[2][idx[2][a:a + chunk]] + const)
-            with torch.autocast(z.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                out.append(self.decoder.after_first(h.to(dtype) if dtype else h).float())
-        out = torch.cat(out)
+        ix, iy, iz = [(kj.long() + d // 2) for kj in k]
+        rows = (tables[1][None, :, :] + tables[2][:, None, :] + const).reshape(d * d, -1)  # [z, y]
+        row_idx = iz * d + iy
+        dt = dtype or torch.float32
+        tx, rows = tables[0].to(dt), rows.to(dt)
+        out = torch.empty(len(ix), 2, device=z.device)
+        with torch.autocast(z.device.type, dtype=dt, enabled=dtype is not None):
+            for a in range(0, len(ix), chunk):
+                h = tx.index_select(0, ix[a:a + chunk])
+                h += rows.index_select(0, row_idx[a:a + chunk])
+                out[a:a + chunk] = self.decoder.after_first(h, inplace=True).float()
         return out[:, 0], out[:, 1]
 
     @torch.no_grad()
-    def decode_volume(self, z, box=None, chunk=65536):
-        d0 = self.data_info.box
-        d = d0 if box is None else int(box)
-        if d > d0 or d % 2:
-            raise ValueError("decode box must be even and at most the training box %d" % d0)
+    def decode_volume(self, z, box=None, chunk=4096):
+        d0, d = self.data_info.box, self.decode_box(box)
         z = torch.as_tensor(z, dtype=torch.float32, device=self.half_k.device).reshape(1, self.zdim)
         f = freqs_1d(d, self.half_k.device) * d
         kz, ky, kx = torch.meshgrid(f, f, f, indexing="ij")

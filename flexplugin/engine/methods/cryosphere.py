@@ -318,10 +318,7 @@ class CryoSPHERE(Method):
 
     @torch.no_grad()
     def decode_volume(self, z, box=None):
-        d0 = self.data_info.box
-        d = d0 if box is None else int(box)
-        if d > d0 or d % 2:
-            raise ValueError("decode box must be even and at most the training box %d" % d0)
+        d0, d = self.data_info.box, self.decode_box(box)
         voxel = self.data_info.apix * d0 / d
         coords = self._structure_A(torch.as_tensor(z).reshape(self.zdim))
         # Peak values such that a projection (sum of voxels along z) matches the data's pixels.
