@@ -265,6 +265,7 @@ def train(method, particles, out, epochs, config=None, box=None, seed=0, resume=
                          "autocast %s" % str(cast_dtype).split(".")[-1] if cast_dtype else "float32",
                          torch.get_num_threads(), ", %d processes (DDP)" % world if world > 1 else ""))
     tty = sys.stdout.isatty()
+    bad_run = 0                 # steps with non-finite gradients in a row (across epochs)
     for epoch in range(start + 1, epochs + 1):
         model.train()
         model.start_epoch(epoch)
@@ -274,7 +275,7 @@ def train(method, particles, out, epochs, config=None, box=None, seed=0, resume=
             from tqdm import tqdm
             batches = tqdm(batches, desc="epoch %d" % epoch, leave=False)
         sums, seen, t0 = {}, 0, time.time()
-        skipped = bad_run = 0
+        skipped = 0
         for i, batch in enumerate(batches, 1):
             batch = _to_device(batch, device)
             with torch.autocast(device.type, dtype=cast_dtype or torch.float32,

@@ -118,3 +118,55 @@ def test_autocast_mode():
         torch.bfloat16 if train_mod.cpu_has_amx() else None, False)
     with pytest.raises(ValueError):
         train_mod.autocast_mode("fp8", cpu)
+
+
+def _poison(monkeypatch, batches):
+    """Make the gradients (not the loss) of the given batch numbers of each epoch non-finite:
+    0 * sqrt(0) adds nothing to the loss, and its gradient 0 * inf is NaN."""
+    from flexplugin.engine.methods.cryodrgn import CryoDRGN
+    monkeypatch.undo()                  # the unpoisoned step
+    step = CryoDRGN.training_step
+    count = {"n": 0}
+
+    def poisoned(self, batch):
+        out = step(self, batch)
+        count["n"] += 1
+        if count["n"] in batches:
+            zero = next(self.parameters()).reshape(-1)[0] * 0
+            out["loss"] = out["loss"] + 0 * torch.sqrt(zero)
+        return out
+    monkeypatch.setattr(CryoDRGN, "training_step", poisoned)
+
+
+def test_non_finite_gradients_skip_or_stop(homogeneous_set, tmp_path, monkeypatch, capsys):
+    # bfloat16 autocast: a single poisoned step is skipped and counted, the run finishes finite
+    _poison(monkeypatch, {2})
+    _train(homogeneous_set, tmp_path / "one", 1, "--precision", "bf16")
+    assert "1 steps skipped (non-finite gradients)" in capsys.readouterr().out
+    assert np.isfinite(np.load(tmp_path / "one" / "z.npy")).all()
+    # ... a run of them stops the training with the message
+    _poison(monkeypatch, set(range(1, 100)))
+    assert run_cli("train", "cryodrgn", "--particles", homogeneous_set / "particles.star", "--out",
+                   tmp_path / "run", "--epochs", 2, *TINY, "--precision", "bf16") == 2
+    assert "20 steps in a row in bfloat16" in capsys.readouterr().err
+    # float32: the first one stops it
+    _poison(monkeypatch, {3})
+    assert run_cli("train", "cryodrgn", "--particles", homogeneous_set / "particles.star", "--out",
+                   tmp_path / "fp32", "--epochs", 1, *TINY, "--precision", "fp32") == 2
+    err = capsys.readouterr().err
+    assert "gradients became non-finite at epoch 1, batch 3" in err and "lower --lr" in err
+
+
+def test_non_finite_latents_are_not_written(homogeneous_set, tmp_path, monkeypatch, capsys):
+    from flexplugin.engine.methods.cryodrgn import CryoDRGN
+    encode = CryoDRGN.encode
+
+    def broken(self, batch):
+        enc = encode(self, batch)
+        enc.z[0] = float("nan")
+        return enc
+    monkeypatch.setattr(CryoDRGN, "encode", broken)
+    assert run_cli("train", "cryodrgn", "--particles", homogeneous_set / "particles.star", "--out",
+                   tmp_path, "--epochs", 1, *TINY) == 2
+    assert "non-finite latent values" in capsys.readouterr().err
+    assert not (tmp_path / "z.npy").exists() and (tmp_path / "checkpoint.pt").exists()
