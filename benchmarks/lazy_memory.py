@@ -74,9 +74,18 @@ def main(argv=None):
     ap.add_argument("--sizes", type=int, nargs="+", default=[10000, 100000])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=os.path.join(HERE, "out", "lazy"))
+    ap.add_argument("--make-data", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     os.makedirs(a.out, exist_ok=True)
-    stars = make_data(a.out, a.sizes, a.box)
+    if a.make_data:
+        make_data(a.out, a.sizes, a.box)
+        return
+    # The data are written by a process of their own: a training process started from this one
+    # would otherwise report this process's peak (Linux carries the parent's high-water mark of
+    # a vfork'ed child into its ru_maxrss: the stack's writes counted as training memory).
+    subprocess.run([sys.executable, os.path.abspath(__file__), "--make-data", "--box", str(a.box),
+                    "--out", a.out, "--sizes"] + [str(n) for n in a.sizes], check=True)
+    stars = {n: os.path.join(a.out, "particles_%d.star" % n) for n in a.sizes}
     results = {}
     for size in sorted(a.sizes):
         rss, seconds = train_peak_rss(stars[size], os.path.join(a.out, "train_%d" % size), a.threads)

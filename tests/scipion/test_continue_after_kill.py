@@ -10,7 +10,6 @@ import time
 
 import numpy as np
 import psutil
-import pytest
 import torch
 from scipion_helpers import launch, new_project
 
@@ -59,6 +58,13 @@ def _z(prot):
     return np.array([p.getZFlex() for p in prot.outputParticles.iterItems(orderBy="id")], dtype=float)
 
 
+def _running(pid):
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def _kill_tree(pid):
     """kill -9 of a process and everything under it (all listed first, then killed, the top first,
     so that no process sees another die); the launched process is reaped, as its parent would."""
@@ -96,11 +102,10 @@ def test_kill_then_continue_equals_uninterrupted_run(monkeypatch):
     project.launchProtocol(prot, wait=False)
     pid, t0 = prot.getPid(), time.time()
     assert pid and psutil.pid_exists(pid)
-    while _epochs_done(prot) < 2 and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE \
-            and time.time() - t0 < 180:
+    while _epochs_done(prot) < 2 and _running(pid) and time.time() - t0 < 180:
         time.sleep(0.02)
     time.sleep(0.5 * _last_epoch_seconds(prot))                  # into the next epoch
-    alive = psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    alive = _running(pid)
     killed = _kill_tree(pid) if alive else 0
     done = _epochs_done(prot)
     log = _log(prot)
