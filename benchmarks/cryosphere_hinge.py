@@ -12,6 +12,10 @@
    permutation), the median over particles of the C-alpha RMSD between the model decoded at the
    particle's z and its true state, and |Spearman(PC1 of z, hinge angle)|; plus images/s.
 Writes OUT/results.json.
+
+Measured (benchmarks/RESULTS.md; one thread on the shared 2-core machine, the default encode with
+the posterior mean of z): 3000 particles: segmentation 1.000, median RMSD 1.98 Å (undeformed 4.70 Å),
+|Spearman| 0.910, 1073 images/s. Targets: >= 0.90, <= 2 Å, >= 0.9.
 """
 import argparse
 import json
