@@ -63,7 +63,9 @@ class DecoderClient:
         self._closed = False
         try:
             self._proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, env=env, cwd=cwd, bufsize=0)
+                                          stderr=subprocess.PIPE, env=env, cwd=cwd, bufsize=-1)
+            # Buffered pipes: an answer is one line of ~1.4 MB at D=64, which an unbuffered
+            # stream's readline would read one byte per system call (~1 s); requests are flushed.
         except OSError as e:
             raise DecoderError("cannot start the decoder server %s: %s" % (self.argv[0], e))
         self._readers = [

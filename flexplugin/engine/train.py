@@ -20,7 +20,7 @@ alone logs and writes the files; the result matches one process with the same ba
 Progress: a plain line (flushed, Scipion shows stdout) every ``log_every`` batches and per epoch;
 a tqdm bar only when stdout is a terminal. Mixed precision follows ``Config.precision``
 (:func:`autocast_mode`): float16 autocast + gradient scaling on CUDA, bfloat16 autocast on CPUs
-with AMX, float32 master weights and optimizer state always.
+with bfloat16 matrix instructions (AMX, AVX-512 BF16), float32 master weights and optimizer state always.
 """
 import errno
 import glob
@@ -39,7 +39,7 @@ from .io import read_particles, write_mrc
 from .inputs import load_inputs
 from .io.mrc import atomic_path, save_npy
 from .methods import METHODS, DataInfo, load_method
-from .methods.base import autocast_mode, cpu_has_amx  # noqa: F401 (part of this module's API)
+from .methods.base import autocast_mode, cpu_has_bf16  # noqa: F401 (part of this module's API)
 
 CHECKPOINT = "checkpoint.pt"
 

@@ -115,7 +115,7 @@ def test_autocast_mode():
     assert train_mod.autocast_mode("bf16", cpu) == (torch.bfloat16, False)
     assert train_mod.autocast_mode("auto", cuda) == (torch.float16, True)
     assert train_mod.autocast_mode("auto", cpu) == (
-        torch.bfloat16 if train_mod.cpu_has_amx() else None, False)
+        torch.bfloat16 if train_mod.cpu_has_bf16() else None, False)
     with pytest.raises(ValueError):
         train_mod.autocast_mode("fp8", cpu)
 

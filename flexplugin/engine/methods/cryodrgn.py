@@ -36,7 +36,7 @@ Linear(zdim, width) gave z ~5x larger initial weights and measurably slower trai
 
 Speed (CPU). The hidden residual blocks of both MLPs run as one fused autograd function; the
 positional encoding is one ``sin`` of [phase, phase + pi/2] in float32; the training loop runs
-the step under bfloat16 autocast on CPUs with AMX (``Config.precision``), with float32 weights,
+the step under bfloat16 autocast on CPUs with bfloat16 matrix instructions (AMX or AVX-512 BF16) (``Config.precision``), with float32 weights,
 positional encoding, slice coordinates, outputs and loss.
 
 Volumes. ``decode_volume`` evaluates the decoder on the half of the 3D lattice inside the sphere

@@ -1,0 +1,100 @@
+"""Atomic models as they come from the PDB and from modelling programs: full-atom PDB and mmCIF
+files (ligands, ions, waters, alternate locations), read as one pseudo-atom per amino-acid residue
+at its C-alpha."""
+import numpy as np
+import pytest
+
+from flexplugin.engine.errors import InputError
+from flexplugin.engine.io.structure import RESIDUE_ELECTRONS, read_structure
+
+# Two residues of chain A, a calcium ion whose atom is also named "CA" (element Ca, not a
+# C-alpha), and a water; the second residue's C-alpha has two alternate locations.
+PDB = """\
+HEADER    TEST
+CRYST1   60.000   60.000   60.000  90.00  90.00  90.00 P 1           1
+ATOM      1  N   MET A   1      10.000  11.000  12.000  1.00 20.00           N
+ATOM      2  CA  MET A   1      11.000  11.500  12.500  1.00 20.00           C
+ATOM      3  C   MET A   1      12.000  12.000  12.000  1.00 20.00           C
+ATOM      4  O   MET A   1      12.500  13.000  12.000  1.00 20.00           O
+ATOM      5  CB  MET A   1      11.500  10.500  13.500  1.00 20.00           C
+ATOM      6  N   TRP A   2      12.500  11.000  11.000  1.00 20.00           N
+ATOM      7  CA ATRP A   2      13.500  11.000  10.000  0.60 20.00           C
+ATOM      8  CA BTRP A   2      13.700  11.200  10.100  0.40 20.00           C
+ATOM      9  C   TRP A   2      14.500  12.000  10.500  1.00 20.00           C
+TER      10      TRP A   2
+HETATM   11 CA    CA A 101      20.000  20.000  20.000  1.00 30.00          CA
+HETATM   12  O   HOH A 201      25.000  25.000  25.000  1.00 30.00           O
+END
+"""
+
+# The same two residues as an mmCIF file as the wwPDB distributes them: label_* and auth_*
+# fields (label_asym_id B, auth_asym_id A), '?' and '.' placeholders, quoted atom names.
+CIF = """\
+data_TEST
+#
+loop_
+_atom_site.group_PDB
+_atom_site.id
+_atom_site.type_symbol
+_atom_site.label_atom_id
+_atom_site.label_alt_id
+_atom_site.label_comp_id
+_atom_site.label_asym_id
+_atom_site.label_entity_id
+_atom_site.label_seq_id
+_atom_site.pdbx_PDB_ins_code
+_atom_site.Cartn_x
+_atom_site.Cartn_y
+_atom_site.Cartn_z
+_atom_site.occupancy
+_atom_site.B_iso_or_equiv
+_atom_site.auth_seq_id
+_atom_site.auth_comp_id
+_atom_site.auth_asym_id
+_atom_site.auth_atom_id
+_atom_site.pdbx_PDB_model_num
+ATOM   1  N  N   . MET B 1 1 ? 10.000 11.000 12.000 1.00 20.00 1   MET A N   1
+ATOM   2  C  CA  . MET B 1 1 ? 11.000 11.500 12.500 1.00 20.00 1   MET A CA  1
+ATOM   3  C  C   . MET B 1 1 ? 12.000 12.000 12.000 1.00 20.00 1   MET A C   1
+ATOM   4  O  O   . MET B 1 1 ? 12.500 13.000 12.000 1.00 20.00 1   MET A O   1
+ATOM   5  C  CB  . MET B 1 1 ? 11.500 10.500 13.500 1.00 20.00 1   MET A CB  1
+ATOM   6  N  N   . TRP B 1 2 ? 12.500 11.000 11.000 1.00 20.00 2   TRP A N   1
+ATOM   7  C  CA  A TRP B 1 2 ? 13.500 11.000 10.000 0.60 20.00 2   TRP A CA  1
+ATOM   8  C  CA  B TRP B 1 2 ? 13.700 11.200 10.100 0.40 20.00 2   TRP A CA  1
+ATOM   9  C  C   . TRP B 1 2 ? 14.500 12.000 10.500 1.00 20.00 2   TRP A C   1
+HETATM 10 CA CA  . CA  C 2 . ? 20.000 20.000 20.000 1.00 30.00 101 CA  A CA  1
+HETATM 11 O  O   . HOH D 3 . ? 25.000 25.000 25.000 1.00 30.00 201 HOH A O   1
+#
+"""
+
+
+@pytest.mark.parametrize("name,text", [("model.pdb", PDB), ("model.cif", CIF)])
+def test_full_atom_models_give_one_pseudo_atom_per_residue(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    st = read_structure(path)
+    assert st.names == ["MET", "TRP"]            # not the calcium ion, not the water
+    assert st.chains == ["A", "A"]               # the author's chain names
+    assert list(st.numbers) == [1, 2]
+    assert st.coords.shape == (1, 2, 3)
+    # The C-alpha of the first alternate location.
+    assert np.allclose(st.coords[0], [[11.0, 11.5, 12.5], [13.5, 11.0, 10.0]])
+    assert list(st.electrons) == [RESIDUE_ELECTRONS["MET"], RESIDUE_ELECTRONS["TRP"]]
+
+
+def test_pdb_and_mmcif_of_one_model_agree(tmp_path):
+    import gemmi
+    (tmp_path / "a.pdb").write_text(PDB)
+    doc = gemmi.read_structure(str(tmp_path / "a.pdb"))
+    doc.setup_entities()
+    doc.make_mmcif_document().write_file(str(tmp_path / "a.cif"))
+    a, b = read_structure(tmp_path / "a.pdb"), read_structure(tmp_path / "a.cif")
+    assert a.names == b.names and a.chains == b.chains
+    assert np.allclose(a.coords, b.coords) and np.array_equal(a.electrons, b.electrons)
+
+
+def test_a_model_without_amino_acids_is_refused(tmp_path):
+    path = tmp_path / "ions.pdb"
+    path.write_text("".join(line + "\n" for line in PDB.splitlines() if "HETATM" in line) + "END\n")
+    with pytest.raises(InputError, match="ions.pdb.*no C-alpha"):
+        read_structure(path)
