@@ -75,7 +75,7 @@ def measure_method(name, box, steps, threads, workdir):
     cfg = model.config
     batch = _batch(model, box, cfg.batch_size)
     opt = _adam(model, cfg)
-    dtype, _ = autocast_mode(cfg.precision, torch.device("cpu"))
+    dtype, _ = autocast_mode(cfg.precision, torch.device("cpu"), model.cpu_bfloat16)
     model.start_epoch(1)
 
     def step():

@@ -249,7 +249,7 @@ def train(method, particles, out, epochs, config=None, box=None, seed=0, resume=
                            scale=info.scale, needs_poses=model.needs_poses)
     opt = _adam(model, cfg)
     amp = device.type == "cuda"
-    cast_dtype, scaling = autocast_mode(getattr(cfg, "precision", "auto"), device)
+    cast_dtype, scaling = autocast_mode(getattr(cfg, "precision", "auto"), device, model.cpu_bfloat16)
     scaler = torch.amp.GradScaler("cuda", enabled=scaling)
     if ck is not None:
         opt.load_state_dict(ck["optimizer"])

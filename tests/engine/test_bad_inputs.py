@@ -228,6 +228,13 @@ def reference_of_another_box(d):
             r"the reference map is 4 voxels across")
 
 
+def reference_of_another_pixel_size(d):
+    star = _star(d)
+    write_mrc(d / "ref.mrc", np.ones((BOX,) * 3, np.float32), APIX * 2)
+    return (_train(star, "--reference", d / "ref.mrc", method="hetsiren"), d / "ref.mrc",
+            r"the reference map has 8\.0000 Å voxels, the particles 4\.0000 Å pixels")
+
+
 def reference_not_a_volume(d):
     star = _star(d)
     write_mrc(d / "ref.mrc", np.ones((BOX, BOX), np.float32), APIX)
@@ -339,7 +346,8 @@ FAULTS = [truncated_mrc, wrong_mode_mrc, not_an_mrc, star_missing_image_name, st
           unknown_particle_file_type, missing_particle_file, missing_stack, stacks_of_different_boxes,
           index_out_of_range_check, index_out_of_range_train, bad_image_number, nan_image_check,
           nan_image_train, non_finite_ctf, missing_poses, zero_particles, mask_of_another_box,
-          mask_of_another_pixel_size, empty_mask, reference_of_another_box, reference_not_a_volume,
+          mask_of_another_pixel_size, empty_mask, reference_of_another_box,
+          reference_of_another_pixel_size, reference_not_a_volume,
           model_without_c_alpha, model_unreadable, model_outside_the_box, negative_zdim, zero_epochs,
           odd_box, zero_batch, bad_precision, bad_method_option, passthrough_with_a_star,
           damaged_checkpoint_on_resume, checkpoint_of_another_method, resume_with_fewer_particles,

@@ -116,6 +116,9 @@ def test_autocast_mode():
     assert train_mod.autocast_mode("auto", cuda) == (torch.float16, True)
     assert train_mod.autocast_mode("auto", cpu) == (
         torch.bfloat16 if train_mod.cpu_has_bf16() else None, False)
+    assert train_mod.autocast_mode("auto", cpu, cpu_bfloat16=False) == (None, False)
+    assert train_mod.autocast_mode("bf16", cpu, cpu_bfloat16=False) == (torch.bfloat16, False)
+    assert train_mod.autocast_mode("auto", cuda, cpu_bfloat16=False) == (torch.float16, True)
     with pytest.raises(ValueError):
         train_mod.autocast_mode("fp8", cpu)
 

@@ -1,7 +1,7 @@
-"""Crash and resume in a real project: ``kill -9`` of a ProtFlexCryoDrgn run during training (the
-protocol's process and the engine under it), then Scipion's "Continue" carries on from the last
-checkpoint, losing at most one epoch, and ends with the outputs of an uninterrupted run of the
-same seed. (The engine side, for every method: tests/engine/test_faults.py.)"""
+"""Crash and resume in a real project, for every training protocol: ``kill -9`` of a run during
+training (the protocol's process and the engine under it), then Scipion's "Continue" carries on
+from the last checkpoint, losing at most one epoch, and ends with the outputs of an uninterrupted
+run of the same seed. (The engine side: tests/engine/test_faults.py.)"""
 import json
 import os
 import re
@@ -10,13 +10,23 @@ import time
 
 import numpy as np
 import psutil
+import pytest
 import torch
 from scipion_helpers import launch, new_project
 
+from flexplugin.synthetic import two_domain_chain, write_pdb
+
 EPOCHS = 6
-# Small and fast (~0.5 s an epoch on one thread), on the engine's default seed (the form has none).
-TRAIN = dict(zDim=2, numEpochs=EPOCHS, encDim=32, encLayers=1, decDim=32, decLayers=1, batchSize=32,
-             useGpu=False)
+# Each protocol small and fast (~0.5-3 s an epoch on one thread), on the engine's default seed
+# (the forms have none): (protocol class name, form values, inputs besides the particles).
+COMMON = dict(zDim=2, numEpochs=EPOCHS, batchSize=32, useGpu=False)
+PROTOCOLS = {
+    "cryodrgn": ("ProtFlexCryoDrgn", dict(encDim=32, encLayers=1, decDim=32, decLayers=1), {}),
+    "hetsiren": ("ProtFlexHetSiren", dict(encoderType=1, learningRate=1e-4), {}),
+    "hetacumn": ("ProtFlexHetAcumn", dict(frozenEpochs=1, boxSize=16), {}),   # D=16: 4x faster
+    "cryosphere": ("ProtFlexCryoSphere", dict(numSegments=2, numStructures=2, learningRate=1e-3),
+                   {"inputStructure": "outputStructure"}),
+}
 # As tests/engine/test_faults.py: the resumed run restores the model, optimizer, torch RNG and the
 # sampler's generator from the checkpoint, so it does the same arithmetic on the same (one)
 # thread as the uninterrupted run (measured: identical); the tolerances only absorb a different
@@ -83,22 +93,44 @@ def _kill_tree(pid):
     return len(procs)
 
 
-def test_kill_then_continue_equals_uninterrupted_run(monkeypatch):
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    """A project with 400 particles (D=32) simulated from an imported two-domain model (3 states)."""
+    from pwem.protocols import ProtImportPdb
+    from flexplugin.protocols import ProtFlexSimulate
+    project = new_project("flexContinueAfterKill")
+    pdb = write_pdb(tmp_path_factory.mktemp("model") / "two_domains.pdb", two_domain_chain())
+    imported = launch(project, ProtImportPdb, inputPdbData=1, pdbFile=str(pdb))
+    sim = launch(project, ProtFlexSimulate, inputs={"inputStructure": (imported, "outputPdb")}, source=2,
+                 numParticles=400, boxSize=32, samplingRate=3.0, snr=1.0, seed=3, numStates=3)
+    return project, sim
+
+
+def test_every_training_protocol_is_covered():
+    from flexplugin.engine.methods import METHODS
+    assert set(PROTOCOLS) == set(METHODS)
+
+
+@pytest.mark.parametrize("method", sorted(PROTOCOLS))
+def test_kill_then_continue_equals_uninterrupted_run(method, simulated, monkeypatch):
     from pyworkflow.protocol.constants import MODE_RESUME
 
-    from flexplugin.protocols import ProtFlexCryoDrgn, ProtFlexSimulate
+    import flexplugin.protocols as protocols
     monkeypatch.setenv("OMP_NUM_THREADS", "1")       # inherited by the runs and their engine
-    project = new_project("flexContinueAfterKill")
-    sim = launch(project, ProtFlexSimulate, numParticles=400, boxSize=32, samplingRate=3.0, snr=1.0,
-                 seed=3, numStates=3)
+    project, sim = simulated
+    os.chdir(project.getPath())
+    name, form, extra = PROTOCOLS[method]
+    cls, train = getattr(protocols, name), dict(COMMON, **form)
     inputs = {"inputParticles": (sim, "outputParticles")}
-    ref = launch(project, ProtFlexCryoDrgn, inputs=inputs, **TRAIN)
+    inputs.update({param: (sim, output) for param, output in extra.items()})
+    ref = launch(project, cls, inputs=inputs, **train)
 
     # The same run again, killed (-9, the whole process tree) halfway through the epoch after the
     # second (the partial epoch is lost), before the last.
-    prot = project.newProtocol(ProtFlexCryoDrgn, **TRAIN)
-    prot.inputParticles.set(sim)
-    prot.inputParticles.setExtended("outputParticles")
+    prot = project.newProtocol(cls, **train)
+    for param, (src, output) in inputs.items():
+        getattr(prot, param).set(src)
+        getattr(prot, param).setExtended(output)
     project.launchProtocol(prot, wait=False)
     pid, t0 = prot.getPid(), time.time()
     assert pid and psutil.pid_exists(pid)
@@ -128,11 +160,11 @@ def test_kill_then_continue_equals_uninterrupted_run(monkeypatch):
     project.launchProtocol(prot, wait=True)
     log = _log(prot)
     assert prot.isFinished(), "%s:\n%s" % (prot.getStatus(), log[-4000:])
-    resumed = re.findall(r"resuming cryodrgn from epoch (\d+)", log)
+    resumed = re.findall(r"resuming %s from epoch (\d+)" % method, log)
     assert resumed, log[-4000:]
     k = int(resumed[-1])
-    print("continue after kill -9: %d epochs logged at the kill, checkpoint of epoch %d, resumed from "
-          "epoch %d of %d" % (completed, ck["epoch"], k, EPOCHS))
+    print("%s: continue after kill -9: %d epochs logged at the kill, checkpoint of epoch %d, resumed from "
+          "epoch %d of %d" % (method, completed, ck["epoch"], k, EPOCHS))
     assert k == ck["epoch"] and completed - 1 <= k < EPOCHS      # at most one epoch lost
 
     # The outputs of the uninterrupted run.
@@ -151,8 +183,8 @@ def test_kill_then_continue_equals_uninterrupted_run(monkeypatch):
     z, z_ref = _z(prot), _z(ref)
     z_file, z_file_ref = np.load(_train_dir(prot, "z.npy")), np.load(_train_dir(ref, "z.npy"))
     dz = float(np.abs(z - z_ref).max())
-    print("continue after kill -9 vs uninterrupted: max |weight difference| %.2e, max |z difference| "
-          "%.2e (outputParticles), %.2e (z.npy)" % (dw, dz, np.abs(z_file - z_file_ref).max()))
+    print("%s: continue after kill -9 vs uninterrupted: max |weight difference| %.2e, max |z difference| "
+          "%.2e (outputParticles), %.2e (z.npy)" % (method, dw, dz, np.abs(z_file - z_file_ref).max()))
     assert dw <= WEIGHT_ATOL
     assert z.shape == z_ref.shape == (400, 2)
     assert np.allclose(z, z_file.reshape(z.shape), atol=1e-5)            # registered = the file

@@ -47,8 +47,9 @@ class BaseConfig:
     weight_decay: float = 0.0     # Adam weight decay
     # Arithmetic of the training step (not a model hyper-parameter; weights stay float32):
     # "auto" = float16 autocast + gradient scaling on CUDA, bfloat16 autocast on CPUs with
-    # bfloat16 matrix instructions, AMX or AVX-512 BF16 (measured 1.5-2x faster per image there, accuracy unchanged: benchmarks/RESULTS.md), float32
-    # on other CPUs; "bf16" forces bfloat16 autocast; "fp32" none.
+    # bfloat16 matrix instructions, AMX or AVX-512 BF16 (measured 1.5-2x faster per image there,
+    # accuracy unchanged: benchmarks/RESULTS.md) for methods whose ``cpu_bfloat16`` is True,
+    # float32 on other CPUs; "bf16" forces bfloat16 autocast; "fp32" none.
     precision: str = "auto"
 
     def to_dict(self):
@@ -98,6 +99,7 @@ class Method(torch.nn.Module):
     uses = ()             # optional inputs the method takes: "mask", "reference", "atomic_model"
     requires = ()         # inputs it cannot do without
     needs_poses = True    # False: estimates poses itself
+    cpu_bfloat16 = True   # precision "auto" may use bfloat16 autocast on CPUs (autocast_mode)
 
     def __init__(self, config, data_info, inputs=None):
         super().__init__()
@@ -174,8 +176,9 @@ def cpu_has_bf16():
     return False
 
 
-def autocast_mode(precision, device):
-    """(autocast dtype or None, gradient scaling) for ``Config.precision`` on ``device``."""
+def autocast_mode(precision, device, cpu_bfloat16=True):
+    """(autocast dtype or None, gradient scaling) for ``Config.precision`` on ``device``;
+    ``cpu_bfloat16``: the method's ``Method.cpu_bfloat16`` (False: "auto" is float32 on CPUs)."""
     if precision not in ("auto", "fp32", "bf16"):
         raise ValueError("precision must be auto, fp32 or bf16 (got %r)" % precision)
     if precision == "fp32":
@@ -184,4 +187,4 @@ def autocast_mode(precision, device):
         return torch.bfloat16, False
     if device.type == "cuda":
         return torch.float16, True
-    return (torch.bfloat16 if device.type == "cpu" and cpu_has_bf16() else None), False
+    return (torch.bfloat16 if device.type == "cpu" and cpu_bfloat16 and cpu_has_bf16() else None), False

@@ -183,6 +183,11 @@ class HetACUMN(Method):
     name = "hetacumn"
     Config = HetACUMNConfig
     needs_poses = False
+    # On a CPU "auto" precision is float32: under bfloat16 autocast (torch 2.13 CPU, AVX-512 BF16)
+    # the weight gradient of a ResNet convolution on 1x1 feature maps (the last stage at D <= 32)
+    # came out non-finite in some steps and not in others for the same inputs (steps skipped, runs
+    # of one seed no longer equal). "--precision bf16" still forces it.
+    cpu_bfloat16 = False
 
     # The Hartley decoder and its volume evaluation are cryoDRGN's (same attributes: pe, decoder,
     # half_k, zdim, data_info).
