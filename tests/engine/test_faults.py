@@ -179,22 +179,35 @@ def _one_error_line(stderr, name):
 
 
 @pytest.fixture(scope="module")
-def trained(data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("trained")
-    assert run_cli(*_args("cryodrgn", data, out, 2)) == 0
-    return out
+def trained_with(data, tmp_path_factory):
+    """method -> the folder of a 2-epoch run of it (trained once per module)."""
+    runs = {}
+
+    def get(method):
+        if method not in runs:
+            out = tmp_path_factory.mktemp("trained_" + method)
+            assert run_cli(*_args(method, data, out, 2)) == 0
+            runs[method] = out
+        return runs[method]
+    return get
+
+
+@pytest.fixture(scope="module")
+def trained(trained_with):
+    return trained_with("cryodrgn")
 
 
 def _snapshot(out):
     return {f: (out / f).read_bytes() for f in ("checkpoint.pt", "z.npy", "consensus.mrc", "metrics.json")}
 
 
-def test_disk_full_during_training_keeps_earlier_outputs(data, trained, tmp_path):
+@pytest.mark.parametrize("method", sorted(SMALL))
+def test_disk_full_during_training_keeps_earlier_outputs(method, data, trained_with, tmp_path):
     out = tmp_path / "run"
-    shutil.copytree(trained, out)
+    shutil.copytree(trained_with(method), out)
     before = _snapshot(out)
     # A file limit below the checkpoint's size: the next checkpoint cannot be written.
-    code, err = _run(_args("cryodrgn", data, out, 4, "--resume"),
+    code, err = _run(_args(method, data, out, 4, "--resume"),
                      preexec_fn=_fsize_limit(len(before["checkpoint.pt"]) // 2))
     assert code == 2
     line = _one_error_line(err, str(out / "checkpoint.pt"))
@@ -203,12 +216,15 @@ def test_disk_full_during_training_keeps_earlier_outputs(data, trained, tmp_path
     assert _load(out)["epoch"] == 2 and not [f for f in os.listdir(out) if f.endswith(".tmp")]
 
 
-@pytest.mark.parametrize("command", ["encode", "decode", "analyze", "mask"])
-def test_disk_full_in_other_commands_keeps_earlier_outputs(command, data, trained, tmp_path):
+@pytest.mark.parametrize("command", ["encode", "decode", "decode-structures", "analyze", "mask"])
+def test_disk_full_in_other_commands_keeps_earlier_outputs(command, data, trained, trained_with, tmp_path):
     """Each command writes once with room, then again with a 1 kB file limit: exit 2, one line
-    naming the file, the first outputs intact."""
+    naming the file, the first outputs intact (decode-structures: a cryoSPHERE model, which
+    writes a .pdb beside each .mrc)."""
     out = tmp_path / "out"
     args = {
+        "decode-structures": ["decode", "--model", trained_with("cryosphere"), "--z", "0.5,-1",
+                              "--out", out],
         "encode": ["encode", "--model", trained, "--particles", data / "particles.star",
                    "--out", out / "z.npy"],
         "decode": ["decode", "--model", trained, "--z", "0.5,-1", "--out", out],
@@ -218,6 +234,7 @@ def test_disk_full_in_other_commands_keeps_earlier_outputs(command, data, traine
     }[command]
     assert run_cli(*args) == 0
     files = sorted(p for p in out.rglob("*") if p.is_file())
+    assert command != "decode-structures" or [p for p in files if p.suffix == ".pdb"]
     before = {p: p.read_bytes() for p in files}
     code, err = _run(args, preexec_fn=_fsize_limit(1024))
     assert code == 2
