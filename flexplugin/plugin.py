@@ -123,8 +123,18 @@ class Plugin(pwem.Plugin):
     def runEngine(cls, protocol, command, args=(), gpus=None, processes=1):
         """Run an engine command as a job of ``protocol``: its output goes to the protocol's log and
         a non-zero exit fails the step."""
-        protocol.runJob(cls.getEngineCommand(command, args, gpus, processes), "", env=cls.getEnviron(),
-                        numberOfMpi=1, numberOfThreads=1)
+        logs = protocol.getLogPaths()[:2]             # stdout, stderr: where the job writes
+        starts = [os.path.getsize(p) if os.path.exists(p) else 0 for p in logs]
+        try:
+            protocol.runJob(cls.getEngineCommand(command, args, gpus, processes), "", env=cls.getEnviron(),
+                            numberOfMpi=1, numberOfThreads=1)
+        except Exception as exc:
+            # The engine ends a failure with one "error: <file or option>: <problem>" line in the
+            # run's log; it becomes the run's error message (the GUI shows it), not the exit status.
+            message = engineError(logs, starts)
+            if message:
+                raise RuntimeError("flexplugin %s failed: %s" % (command, message)) from exc
+            raise
 
     # ----------------------------------------------------------------------------- installing
     @classmethod
@@ -167,3 +177,20 @@ class Plugin(pwem.Plugin):
         env.addPackage("flexplugin", version=VERSION, tar="void.tgz",
                        commands=[(command, [target])],
                        neededProgs=["conda"] if conda else [], default=True)
+
+
+def engineError(logs, starts=None):
+    """The last ``error: ...`` line the engine wrote in the log files ``logs`` (without the prefix)
+    after the byte offsets ``starts`` (default: from the start), or None."""
+    found = None
+    for path, start in zip(logs, starts or [0] * len(logs)):
+        try:
+            with open(path, "rb") as f:
+                f.seek(start)
+                for raw in f:
+                    line = raw.decode("utf-8", "replace")
+                    if line.startswith("error: "):
+                        found = line[len("error: "):].strip()
+        except OSError:
+            pass
+    return found
