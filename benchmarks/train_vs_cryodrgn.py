@@ -18,12 +18,11 @@
    ground-truth map (`cryodrgn eval_vol` for the peer, `flexplugin decode` for ours).
 Writes OUT/results.json.
 
-Measured (benchmarks/RESULTS.md, "Heterogeneous training ... D=64"): --n 3000 --box 64 --states 10
---snr 0.1 --epochs 8 --zdim 8, 128x3 encoder/decoder, lr 1e-4, batch 8, 1 thread each on a shared
-2-core AMX CPU: ours 97.0 img/s vs cryodrgn 42.7 (ratio 2.27); |Spearman(PC1 z, state)| 0.895 vs
-0.911; mean FSC=0.5 of the state maps vs ground truth 13.57 vs 13.21 Å (ours still behind).
-An earlier reduced run (--n 2000 --box 32 --epochs 10, 128x3, before the speed work): 243 vs 247
-img/s, FSC=0.5 8.1 vs 7.7 Å.
+Measured (benchmarks/RESULTS.md, "The issue's size"): --n 5000 --box 64 --states 10 --snr 0.1
+--epochs 10 --zdim 8, 128x3 encoder/decoder, lr 1e-4, batch 8, 1 thread each, three seeds:
+|Spearman(PC1 z, state)| ours 0.925 vs cryodrgn 0.915 (mean), mean FSC=0.5 of the state maps vs
+ground truth 12.75 vs 12.97 Å (ours at least as far on every seed); speed on an idle 2-core CPU
+with AVX-512 BF16 (--n 1500 --epochs 3): 159.3 vs 58.7 img/s, ratio 2.72.
 ``--reuse-peer`` takes cryodrgn's results from OUT/results.json of an earlier run with the same
 settings (the peer is the slow half).
 """
