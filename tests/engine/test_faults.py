@@ -259,16 +259,17 @@ def _read_only_prefix(folder):
     return prefix if ok else None
 
 
-def test_read_only_output_folder(data, trained, tmp_path):
+@pytest.mark.parametrize("method", sorted(SMALL))
+def test_read_only_output_folder(method, data, trained_with, tmp_path):
     """Training, encoding and decoding into a read-only folder: exit 2, one line naming the file,
     the earlier outputs unchanged."""
     out = tmp_path / "out"
-    shutil.copytree(trained, out)
+    shutil.copytree(trained_with(method), out)
     before = _snapshot(out)
     prefix = _read_only_prefix(out)
     if prefix is None:
         pytest.skip("cannot make a folder read-only here (root without mount rights)")
-    runs = [(_args("cryodrgn", data, out, 3, "--resume"), out / "config.json"),
+    runs = [(_args(method, data, out, 3, "--resume"), out / "config.json"),
             (["encode", "--model", out, "--particles", data / "particles.star", "--out", out / "z.npy"],
              out / "z.npy"),
             (["decode", "--model", out, "--z", "0,0", "--out", out / "maps"], out / "maps")]
