@@ -28,10 +28,10 @@ METHODS = ("cryodrgn", "hetsiren", "hetacumn", "cryosphere")
 PROJECT = "flexDemo"
 
 # Per method: the epochs, the particles (default 1500) and the training parameters, small enough
-# for a few minutes on a CPU.
+# for a few minutes on a CPU; cryoDRGN's project keeps the plain name (the quickstart opens it).
 SETTINGS = {
-    "cryodrgn": dict(epochs=15, train=dict(zDim=2, encDim=128, decDim=128, learningRate=1e-3,
-                                           batchSize=16)),
+    "cryodrgn": dict(epochs=15, project=PROJECT,
+                     train=dict(zDim=2, encDim=128, decDim=128, learningRate=1e-3, batchSize=16)),
     # with its focus: a consensus map as reference and a soft sphere around the moving arm
     "hetsiren": dict(epochs=8, train=dict(zDim=4, learningRate=2e-3, batchSize=16)),
     # ab initio poses: the slowest per image; fewer particles and a 24 px training box
@@ -156,13 +156,16 @@ def run_demo(method):
     box = int(os.environ.get("DEMO_BOX", "32"))
     epochs = int(os.environ.get("DEMO_EPOCHS", settings["epochs"]))
     train_kw = dict(settings["train"])
-    if method == "hetacumn":
+    if "frozenEpochs" in train_kw:
         train_kw["frozenEpochs"] = min(train_kw["frozenEpochs"], max(0, epochs // 2))
     if train_kw.get("boxSize", 0) >= box:
         train_kw["boxSize"] = 0
-    name = PROJECT if method == "cryodrgn" else "%s-%s" % (PROJECT, method)
+    name = settings.get("project", "%s-%s" % (PROJECT, method))
 
     from flexplugin import protocols as P
+    from flexplugin.protocols.protocol_train_base import ProtFlexTrainBase
+    train_class = next(c for c in vars(P).values() if isinstance(c, type) and
+                       issubclass(c, ProtFlexTrainBase) and c._method == method)
     demo = Demo(method, out)
     demo.say("flexplugin demo: %s on %d simulated particles (box %d), %d epochs" % (method, n, box, epochs))
     demo.say("Scipion project %s in %s" % (name, os.path.join(env["SCIPION_USER_DATA"], "projects")))
@@ -171,7 +174,7 @@ def run_demo(method):
     sim_kw = dict(numParticles=n, boxSize=box, samplingRate=3.0, snr=1.0, seed=7, numStates=4,
                   maxAngle=90.0)
     inputs = {}
-    if method == "cryosphere":
+    if "atomic_model" in train_class._requiredInputs:
         from pwem.protocols import ProtImportPdb
         from flexplugin.synthetic import two_domain_chain, write_pdb
         pdb = write_pdb(os.path.join(out, "two_domains.pdb"), two_domain_chain())
@@ -182,7 +185,7 @@ def run_demo(method):
     else:
         sim = demo.run(P.ProtFlexSimulate, "simulate particles", **sim_kw)
     inputs["inputParticles"] = (sim, "outputParticles")
-    if method == "hetsiren":
+    if "mask" in train_class._optionalInputs:
         recon = demo.run(P.ProtFlexReconstruct, "consensus map", inputs={"inputParticles": (sim, "outputParticles")})
         scale = box * 3.0 / 96.0          # the arm's place scales with the box (96 Å at D=32)
         mask = demo.run(P.ProtFlexCreateMask, "mask of the moving arm",
@@ -191,8 +194,6 @@ def run_demo(method):
         inputs["inputMask"] = (mask, "outputMask")
         inputs["inputReference"] = (recon, "outputVolume")
 
-    train_class = {"cryodrgn": P.ProtFlexCryoDrgn, "hetsiren": P.ProtFlexHetSiren,
-                   "hetacumn": P.ProtFlexHetAcumn, "cryosphere": P.ProtFlexCryoSphere}[method]
     train = demo.run(train_class, "train %s" % method, inputs=inputs, numEpochs=epochs, **train_kw)
     land = demo.run(P.ProtFlexLandscape, "landscape analysis",
                     inputs={"inputParticles": (train, "outputParticles")},

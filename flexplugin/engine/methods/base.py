@@ -32,6 +32,7 @@ space, ``rotations`` (B, 3, 3), ``shifts_px`` (B, 2) in pixels of the training b
 image by +shift centres the particle), ``ctf`` (B, 8) or absent, ``index`` (B,).
 """
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Optional
 
@@ -162,10 +163,12 @@ class Method(torch.nn.Module):
         return model
 
 
+@functools.lru_cache(maxsize=None)
 def cpu_has_bf16():
     """True when the CPU multiplies bfloat16 matrices in hardware: AMX tiles (``amx_bf16``) or
     AVX-512 BF16 dot products (``avx512_bf16``) (Linux: /proc/cpuinfo flags). On both a D=64
-    cryoDRGN training step runs ~2x faster under bfloat16 autocast than in float32."""
+    cryoDRGN training step runs ~2x faster under bfloat16 autocast than in float32. Read once
+    per process (every decode asks)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
