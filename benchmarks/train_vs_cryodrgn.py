@@ -35,25 +35,15 @@ import re
 import sys
 
 import numpy as np
-from scipy.stats import spearmanr
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
-from flexplugin.engine.analysis.fsc import fsc, resolution_at  # noqa: E402
 from flexplugin.engine.io.mrc import read_mrc  # noqa: E402
 from reconstruct_vs_cryodrgn import orientation_check, prepare_peer, run  # noqa: E402
-
-
-def pc1(z):
-    zc = z - z.mean(0)
-    return zc @ np.linalg.svd(zc, full_matrices=False)[2][0]
-
-
-def median_z(z, labels, k):
-    return np.stack([np.median(z[labels == i], axis=0) for i in range(k)])
+from state_maps import median_z, state_resolutions, state_spearman  # noqa: E402
 
 
 def arch(a):
@@ -110,21 +100,15 @@ def run_peer(a, star, data_dir, env):
 
 
 def evaluate(name, z, seconds, decode, a, data_dir):
-    z_true = np.load(os.path.join(data_dir, "z_true.npy"))
     labels = np.load(os.path.join(data_dir, "labels.npy"))
     vol_dir = os.path.join(a.out, name.replace(" ", "_") + "_states")
     decode(median_z(z, labels, a.states), vol_dir)
-    res, orient = [], None
-    for i, path in enumerate(sorted(glob.glob(os.path.join(vol_dir, "*.mrc")))):
-        vol, _ = read_mrc(path)
-        gt, _ = read_mrc(os.path.join(data_dir, "gt_volumes", "state_%02d.mrc" % i))
-        f, c = fsc(vol, gt)
-        res.append(resolution_at(f, c, 0.5, a.apix))
-        if i == 0:
-            orient = orientation_check(vol, gt)[0]
+    res = state_resolutions(vol_dir, data_dir, a.apix)
+    vol0, _ = read_mrc(sorted(glob.glob(os.path.join(vol_dir, "*.mrc")))[0])
+    gt0, _ = read_mrc(os.path.join(data_dir, "gt_volumes", "state_00.mrc"))
     return dict(images_per_s=a.n * a.epochs / seconds, train_seconds=seconds,
-                spearman_pc1=abs(spearmanr(pc1(z), z_true).correlation),
-                fsc05_A_per_state=res, fsc05_A_mean=float(np.mean(res)), orientation_state0=orient)
+                spearman_pc1=state_spearman(z, data_dir), fsc05_A_per_state=res,
+                fsc05_A_mean=float(np.mean(res)), orientation_state0=orientation_check(vol0, gt0)[0])
 
 
 def main(argv=None):
