@@ -2,7 +2,7 @@
 """HetSIREN on a simulated 1D motion, optionally against our cryoDRGN (issue "HetSIREN").
 
     .venv/bin/python benchmarks/hetsiren_motion.py [--n 5000 --box 32 --states 10 --snr 0.1
-        --epochs 20 --zdim 4 --lr 2e-3 --batch-size 16 --threads 1 --with-cryodrgn
+        --epochs 20 --zdim 4 [--lr 1e-4 --batch-size 8] --threads 1 --with-cryodrgn
         --out benchmarks/out/hetsiren_motion]
 
 1. simulates the built-in hinge object in ``--states`` states (CTF, shifts, known poses) with
@@ -75,8 +75,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--zdim", type=int, default=4)
-    ap.add_argument("--lr", type=float, default=2e-3, help="HetSIREN's learning rate")
-    ap.add_argument("--batch-size", type=int, default=16, help="HetSIREN's batch size")
+    ap.add_argument("--lr", type=float, help="HetSIREN's learning rate (default: the method's)")
+    ap.add_argument("--batch-size", type=int, help="HetSIREN's batch size (default: the method's)")
     ap.add_argument("--hetsiren-args", default="", help="more `train hetsiren` options (one string)")
     ap.add_argument("--with-cryodrgn", action="store_true", help="also train our cryoDRGN")
     ap.add_argument("--cryodrgn-args", default="--lr 1e-4 --batch-size 8 --enc-dim 128 --enc-layers 3 "
@@ -92,7 +92,8 @@ def main(argv=None):
         "--seed", a.seed, "--states", a.states, env=env)
     results = {"config": vars(a)}
     results["hetsiren"] = train_and_score(
-        "hetsiren", ["--lr", a.lr, "--batch-size", a.batch_size] + shlex.split(a.hetsiren_args),
+        "hetsiren", (["--lr", a.lr] if a.lr else []) + (["--batch-size", a.batch_size] if a.batch_size else [])
+        + shlex.split(a.hetsiren_args),
         a, data, env)
     if a.with_cryodrgn:
         results["cryodrgn"] = train_and_score("cryodrgn", shlex.split(a.cryodrgn_args), a, data, env)

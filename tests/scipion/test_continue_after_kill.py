@@ -22,7 +22,7 @@ EPOCHS = 6
 COMMON = dict(zDim=2, numEpochs=EPOCHS, batchSize=32, useGpu=False)
 PROTOCOLS = {
     "cryodrgn": ("ProtFlexCryoDrgn", dict(encDim=32, encLayers=1, decDim=32, decLayers=1), {}),
-    "hetsiren": ("ProtFlexHetSiren", dict(encoderType=1, learningRate=1e-4), {}),
+    "hetsiren": ("ProtFlexHetSiren", dict(encoderType=0, learningRate=1e-4), {}),
     "hetacumn": ("ProtFlexHetAcumn", dict(frozenEpochs=1, boxSize=16), {}),   # D=16: 4x faster
     "cryosphere": ("ProtFlexCryoSphere", dict(numSegments=2, numStructures=2, learningRate=1e-3),
                    {"inputStructure": "outputStructure"}),

@@ -6,15 +6,17 @@ spec describes it, [S] the spec's suggestion).
 
 Volume. The map of particle n is ``V_n = V_0 + m * dV(z_n)`` [P Eq. 2, 11] on a set of voxels:
 the sphere inscribed in the box, plus the voxels of the mask when one is given. ``V_0`` is the
-reference map when one is given (fixed), else a learned consensus (one parameter per voxel,
-starting at zero). ``dV`` is decoded only on the mask's voxels (mask > 0; the whole sphere
+reference map when one is given (fixed), else a learned consensus (one parameter per voxel)
+that starts as a direct Fourier reconstruction of the particles with their given poses (our
+choice, ``init_consensus``; see the Config). ``dV`` is decoded only on the mask's voxels (mask > 0; the whole sphere
 without a mask) and weighted by the (soft) mask ``m``, so outside the mask the map *is* ``V_0``.
 
 Decoder [P "Decoder"; spec B.5]. Not a coordinate network: z goes through meta-sinusoidal
 layers and a final linear layer with one output per decoded voxel. A meta-sine layer is
 ``y = sin(omega * (W(x) x + b(x)))`` whose weights ``[W(x) | b(x)]`` are generated from its own
-input by a ReLU hypernetwork. The first layer maps z to ``dec_dim`` features with omega = 30;
-``dec_layers`` residual layers ``h <- h + MetaSine(h)`` follow with omega = 1. The hypernetworks'
+input by a ReLU hypernetwork. The first layer maps z to ``dec_dim`` features with frequency
+``omega0`` (1 by default; the published code uses 30, which makes the map a rugged function of z:
+see the Config); ``dec_layers`` residual layers ``h <- h + MetaSine(h)`` follow with omega = 1. The hypernetworks'
 last layers start with a SIREN initialisation of the generated weights as their bias (uniform
 1/n_in for the first layer, sqrt(6/n_in)/omega after, Sitzmann et al. 2020) and small weights, so
 the decoder starts as an ordinary SIREN that the hypernetworks then modulate (our choice; the
@@ -29,10 +31,11 @@ the same soft circular window as the data. Voxel values are in units of the scal
 images (``decode_volume`` multiplies by ``data_info.scale``), so a map projects to the images as
 ``reconstruct.py``'s maps do.
 
-Encoder [P "Encoder"; spec B.4]. Default: a small residual CNN on the image resized to
-``enc_box`` (conv 5x5/2 x 4, 5x5/2 x 8, residual 1x1 units, 3x3/2 x 16, residual units,
-3x3/2 x 16, then ``enc_layers`` dense layers of ``enc_dim``); option ``mlp``: ``mlp_layers``
-dense layers of ``mlp_dim`` on the flattened image. The z head (``head_layers`` dense layers and
+Encoder [P "Encoder"; spec B.4]. Default: the paper's MLP, ``mlp_layers`` dense layers of
+``mlp_dim`` on the flattened image; option ``conv`` (the paper's default): a small residual CNN
+on the image resized to ``enc_box`` (conv 5x5/2 x 4, 5x5/2 x 8, residual 1x1 units, 3x3/2 x 16,
+residual units, 3x3/2 x 16, then ``enc_layers`` dense layers of ``enc_dim``), which learned the
+states far more slowly in our measurements (Config). The z head (``head_layers`` dense layers and
 a final linear "latent layer", shared with the decoupling encoders) gives z.
 
 Pose refinement [P "pose refinement"; spec B.6], with ``refine_poses``. Refined pose:
@@ -85,25 +88,48 @@ from ..geometry.ctf import ctf_2d
 from ..geometry.fourier import (fft2_center, fourier_crop, fourier_crop_3d, freq_grid_2d,
                                 freqs_1d, ifft2_center, soft_circular_window)
 from .base import BaseConfig, Encoding, Method
+from .hetsiren_layers import (MetaSine, Trunk, _clamp_norm, _dense, axis_angle_to_matrix_torch,
+                              splat_bilinear)
 
 
+# How the latent learns the conformation. Measured on the tests' 1D motion (built-in hinge, D=32,
+# 1500 particles, 5 states, SNR 1, CTF, shifts; zdim 4, batch 16, 8 epochs, one thread; |Spearman|
+# of z's PC1 with the state, kNN accuracy of the state from z, chance 0.2), decomposed as a ladder
+# (tests/engine/test_hetsiren_ladder.py, benchmarks/RESULTS.md):
+# - decoder fitted with the true state as z (zdim 1): with omega0 30 the per-image loss as a
+#   function of z has 6.9 local minima over the states' range (the map changes by 25-90% between
+#   z steps of 0.1); with omega0 1 it has 1.06 (86% of the images one minimum), and choosing each
+#   image's z by grid search against that decoder recovers the states (|Spearman| 0.98);
+# - encoder alone against that frozen decoder: omega0 30 -> |Spearman| 0.37 (z shrinks to the
+#   middle state), omega0 1 -> 0.64 at lr 2e-3, 0.75 at 3e-4; the MLP encoder 0.94 in 8 epochs,
+#   the conv encoder 0.93 only in 16; trained to regress the state directly, neither encoder
+#   predicts it on held-out images (|Spearman| <= 0.29): z is learned per particle through the
+#   decoder, which the MLP does faster;
+# - together, consensus learned from zero: 0.47-0.55 (z fits what the forming consensus misses);
+#   consensus started from the reconstruction: 0.926-0.944 over three seeds (float32 0.927,
+#   bfloat16 0.933), against 0.28 with the conv encoder and 0.002 with omega0 30; our cryoDRGN on
+#   the same data and epochs (zdim 4): 0.851. Not helpful: z standardised over the batch (0.03),
+#   with added noise (0.003), the encoder reading centred and phase-flipped images (no change).
 @dataclass
 class HetSIRENConfig(BaseConfig):
     zdim: int = 10                 # latent dimension, default 10 [P "Encoder"; spec B.4, B.11]
-    lr: float = 1e-5               # Adam learning rate [P "HetSIREN cost function"; spec B.11]
+    lr: float = 1e-4               # Adam learning rate; the paper's 1e-5 [P; spec B.11] needs many
+    #                                more epochs (our choice: 1e-4 gave |Spearman| 0.932 above at batch 8)
     batch_size: int = 8            # [P "HetSIREN cost function"; spec B.11]
-    encoder: str = "conv"          # conv (default, "more robust") | mlp [P "Encoder"]
+    encoder: str = "mlp"           # mlp | conv (the paper's default, "more robust") [P "Encoder"]; see below
     enc_box: int = 64              # conv encoder: images resized to 64 x 64 [C, spec B.4]
     enc_dim: int = 256             # dense width after the conv trunk and in the heads [C, spec B.4]
     enc_layers: int = 4            # dense layers after the conv trunk [C, spec B.4]
     head_layers: int = 3           # dense layers of each head (z, angles, shifts) [C, spec B.4]
     mlp_dim: int = 1024            # MLP encoder: "three hidden layers of 1024 neurons" [P]
     mlp_layers: int = 3            # [P "Encoder"]
-    dec_dim: Optional[int] = None  # meta-sine width and hypernetwork width; None = zdim [P "Decoder"]
+    dec_dim: Optional[int] = None  # meta-sine and hypernetwork width; None: max(zdim, 8) ([P "Decoder"]: zdim;
+    #                                at zdim 1 a width of 1 fits the oracle's states worse: data loss
+    #                                0.427 against 0.391 at 8, encoder alone |Spearman| 0.93 vs 0.96)
     dec_layers: int = 3            # residual meta-sine layers after the first [P "three"; C, spec B.5]
     vox_init: float = 1.0          # scale of the final voxel layer's initial weights (1: [C, spec B.5])
     hyper_layers: int = 1          # ReLU layers of each hypernetwork [C, spec B.5]
-    omega0: float = 30.0           # first meta-sine layer's frequency; 1 after [C, spec B.5; SIREN]
+    omega0: float = 1.0            # first meta-sine layer's frequency ([C]: 30); 1 after [C, spec B.5]
     loss: str = "mse"              # mse (default) | corr (correlation) [P Eq. 5; spec B.8]
     multires: bool = True          # add the half-resolution (2R) comparison [P Eq. 10; spec B.9]
     l1: float = 0.1                # lambda_1, L1 of the map: paper 1.0, shipped tool 0.1 [spec B.8, B.15]
@@ -145,147 +171,9 @@ class HetSIRENConfig(BaseConfig):
     #                                splat; after our bilinear splat 0 is closest to exact projections
     #                                (relative error 0.4% at 0, 1.5% at 0.5, 6.8% at 1 px; measured)
     ctf_pad: int = 2               # zero padding before applying the CTF [C, spec B.2]
-
-
-# -- building blocks ---------------------------------------------------------------------------
-class MetaSine(nn.Module):
-    """y = sin(omega (W(x) x + b(x))) with [W(x) | b(x)] generated by a ReLU hypernetwork of x."""
-
-    def __init__(self, n_in, n_out, hidden, layers, omega, first):
-        super().__init__()
-        self.n_in, self.n_out, self.omega = n_in, n_out, omega
-        mods, n = [], n_in
-        for _ in range(layers):
-            lin = nn.Linear(n, hidden)
-            nn.init.kaiming_normal_(lin.weight, nonlinearity="relu")
-            nn.init.zeros_(lin.bias)
-            mods += [lin, nn.ReLU()]
-            n = hidden
-        self.hyper = nn.Sequential(*mods)
-        self.out = nn.Linear(n, n_out * n_in + n_out)
-        # SIREN initialisation of the generated layer as the bias; small input dependence.
-        bound = 1.0 / n_in if first else math.sqrt(6.0 / n_in) / omega
-        with torch.no_grad():
-            w0 = torch.empty(n_out * n_in).uniform_(-bound, bound)
-            b0 = torch.empty(n_out).uniform_(-1 / math.sqrt(n_in), 1 / math.sqrt(n_in))
-            self.out.bias.copy_(torch.cat([w0, b0]))
-            self.out.weight.normal_(0.0, 0.1 * bound / math.sqrt(n))
-
-    def forward(self, x):
-        p = self.out(self.hyper(x))
-        w = p[:, :self.n_out * self.n_in].reshape(-1, self.n_out, self.n_in)
-        b = p[:, self.n_out * self.n_in:]
-        return torch.sin(self.omega * (torch.einsum("boi,bi->bo", w, x) + b))
-
-
-def _he_init(module):
-    """He (Kaiming) normal weights and zero biases for the ReLU layers of the encoders: PyTorch's
-    default initialisation shrinks the differences between images ~2x per layer, so that z
-    started almost equal for every image (measured: 1e-5 spread after the conv trunk and heads)."""
-    for m in module.modules():
-        if isinstance(m, (nn.Linear, nn.Conv2d)):
-            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-            nn.init.zeros_(m.bias)
-    return module
-
-
-def _dense(n_in, width, layers):
-    mods, n = [], n_in
-    for _ in range(layers):
-        mods += [nn.Linear(n, width), nn.ReLU()]
-        n = width
-    return _he_init(nn.Sequential(*mods)), n
-
-
-class _Res1x1(nn.Module):
-    """Two residual units of 1x1 convolutions: relu(x + c2(relu(c1(x)))), relu(x + c3(x))."""
-
-    def __init__(self, c):
-        super().__init__()
-        self.c1, self.c2, self.c3 = nn.Conv2d(c, c, 1), nn.Conv2d(c, c, 1), nn.Conv2d(c, c, 1)
-
-    def forward(self, x):
-        x = torch.relu(x + self.c2(torch.relu(self.c1(x))))
-        return torch.relu(x + self.c3(x))
-
-
-class Trunk(nn.Module):
-    """Images (B, D, D), or (B, C, D, D) with ``channels`` = C, -> features (B, n_out): the
-    residual CNN or the MLP of the paper."""
-
-    def __init__(self, cfg, box, channels=1):
-        super().__init__()
-        self.kind = cfg.encoder
-        if cfg.encoder == "conv":
-            self.size = int(cfg.enc_box)
-            if self.size < 16:
-                raise ValueError("enc_box must be at least 16 (got %d)" % self.size)
-            self.conv = nn.Sequential(
-                nn.Conv2d(channels, 4, 5, 2, 2), nn.ReLU(), nn.Conv2d(4, 8, 5, 2, 2), nn.ReLU(), _Res1x1(8),
-                nn.Conv2d(8, 16, 3, 2, 1), nn.ReLU(), _Res1x1(16),
-                nn.Conv2d(16, 16, 3, 2, 1), nn.ReLU())
-            _he_init(self.conv)
-            s = self.size
-            for _ in range(4):
-                s = (s + 1) // 2
-            self.dense, self.n_out = _dense(16 * s * s, cfg.enc_dim, cfg.enc_layers)
-        elif cfg.encoder == "mlp":
-            self.dense, self.n_out = _dense(channels * box * box, cfg.mlp_dim, cfg.mlp_layers)
-        else:
-            raise ValueError("unknown encoder %r (conv, mlp)" % cfg.encoder)
-
-    def forward(self, img):
-        if self.kind == "conv":
-            x = img[:, None] if img.ndim == 3 else img
-            if x.shape[-1] != self.size:
-                x = F.interpolate(x, size=(self.size, self.size), mode="bilinear",
-                                  align_corners=False, antialias=x.shape[-1] > self.size)
-            return self.dense(self.conv(x).flatten(1))
-        return self.dense(img.flatten(1))
-
-
-def splat_bilinear(px, py, weights, d):
-    """Bilinear splat of points at pixel indices (px, py), each (B, M), with (B, M) weights into
-    (B, d, d), or with (B, C, M) weights (C channels at the same points) into (B, C, d, d): the
-    same as ``geometry.projection.splat_2d``, in one scatter on a padded grid (points beyond the
-    border are clamped onto the padding and cropped away), several times faster."""
-    n, pad = px.shape[0], 2
-    size = d + 2 * pad
-    qx = px.clamp(-pad, d + pad - 1.001) + pad
-    qy = py.clamp(-pad, d + pad - 1.001) + pad
-    x0, y0 = torch.floor(qx), torch.floor(qy)
-    fx, fy = qx - x0, qy - y0
-    i0 = (y0 * size + x0).long()
-    idx = torch.cat([i0, i0 + 1, i0 + size, i0 + size + 1], dim=1)
-    multi = weights.ndim == 3
-    if multi:
-        c = weights.shape[1]
-        fx, fy = fx[:, None], fy[:, None]
-        idx = (idx[:, None] + size * size * torch.arange(c, device=idx.device)[:, None]).reshape(n, -1)
-    a, b = weights - fy * weights, fy * weights
-    w = torch.cat([a - fx * a, fx * a, b - fx * b, fx * b], dim=-1)
-    channels = weights.shape[1] if multi else 1
-    img = torch.zeros(n, channels * size * size, dtype=w.dtype, device=w.device)
-    img = img.scatter_add_(1, idx, w.reshape(n, -1)).reshape(n, channels, size, size)
-    img = img[..., pad:pad + d, pad:pad + d]
-    return img if multi else img[:, 0]
-
-
-def axis_angle_to_matrix_torch(v):
-    """Differentiable Rodrigues formula: (B, 3) rotation vectors (radians) -> (B, 3, 3)."""
-    theta = torch.sqrt((v ** 2).sum(-1) + 1e-20)[:, None, None]
-    zero = torch.zeros_like(v[:, 0])
-    k = torch.stack([zero, -v[:, 2], v[:, 1], v[:, 2], zero, -v[:, 0], -v[:, 1], v[:, 0], zero],
-                    dim=-1).reshape(-1, 3, 3)
-    a = torch.sinc(theta / math.pi)                       # sin(t) / t
-    b = 0.5 * torch.sinc(theta / (2 * math.pi)) ** 2      # (1 - cos t) / t^2
-    return torch.eye(3, dtype=v.dtype, device=v.device) + a * k + b * (k @ k)
-
-
-def _clamp_norm(v, bound):
-    """Scale the rows of v down to a norm of at most ``bound``."""
-    norm = v.norm(dim=-1, keepdim=True)
-    return v * torch.clamp(bound / norm.clamp_min(1e-12), max=1.0)
+    init_consensus: bool = True    # start the learned consensus from a direct Fourier reconstruction
+    #                                with the given poses (our choice; see the measurements above)
+    init_particles: int = 10000    # at most this many (random) particles in that reconstruction
 
 
 # -- the method --------------------------------------------------------------------------------
@@ -302,7 +190,7 @@ class HetSIREN(Method):
             raise ValueError("--loss must be mse or corr (got %r)" % cfg.loss)
         if cfg.zdim < 0 or cfg.ctf_pad < 1 or cfg.blur_sigma < 0:
             raise ValueError("zdim >= 0, ctf_pad >= 1 and blur_sigma >= 0 are required")
-        self.width = cfg.dec_dim if cfg.dec_dim else max(cfg.zdim, 1)
+        self.width = cfg.dec_dim if cfg.dec_dim else max(cfg.zdim, 8)
         if self.width < 1:
             raise ValueError("--dec-dim must be positive")
         mask = self.inputs.get("mask")
@@ -405,6 +293,29 @@ class HetSIREN(Method):
         kg = torch.where(kg.abs() >= 0.5, torch.zeros_like(kg), kg)
         self.register_buffer("dgrid", 2j * math.pi * kg.to(torch.complex64), persistent=False)
 
+    def initialise(self, dataset, rows, log=print):
+        """The learned consensus starts as a direct Fourier reconstruction (``reconstruct.py``,
+        Wiener-filtered, at most ``init_particles`` particles) of the training particles with their
+        given poses, so that the residuals the encoder and the decoder first see are the
+        heterogeneity rather than a consensus still being formed."""
+        cfg = self.config
+        if self.consensus is None or not cfg.init_consensus:
+            return
+        import numpy as np
+        from ..io.mrc import ImageSource
+        from ..reconstruct import reconstruct
+        rows = np.asarray(rows)
+        if len(rows) > cfg.init_particles:
+            rows = np.sort(np.random.default_rng(0).choice(rows, cfg.init_particles, replace=False))
+        table = dataset.table.subset(rows)
+        log("train: consensus start: reconstruction of %d particles with their poses" % len(table))
+        r = reconstruct(table, ImageSource(table), box=dataset.box, invert=dataset.invert,
+                        window=0.85 if dataset.window is not None else None, log=lambda *a: None)
+        vol = torch.as_tensor(r["map"], dtype=torch.float32).reshape(-1)
+        with torch.no_grad():
+            self.consensus.copy_(vol.to(self.consensus.device)[self.vox_idx.to(self.consensus.device)]
+                                 / self.data_info.scale)
+
     # -- volume --------------------------------------------------------------------------------
     def _base(self):
         return self.ref_vals if self.ref_vals is not None else self.consensus
@@ -487,8 +398,7 @@ class HetSIREN(Method):
         img = batch["images"]
         rot, shifts = batch["rotations"].float(), batch["shifts_px"].float()
         n = len(img)
-        z = (self.latent(self.z_head(self.trunk(img))).float() if self.zdim > 0
-             else torch.zeros(n, 0, device=img.device))
+        z = self._latent(img, batch) if self.zdim > 0 else torch.zeros(n, 0, device=img.device)
         with torch.autocast(img.device.type, enabled=False):
             vals = self._volume(z)
         pen = None
@@ -527,6 +437,10 @@ class HetSIREN(Method):
                 rot = axis_angle_to_matrix_torch(dw) @ rot
             shifts = shifts + ds
         return z, rot, shifts, vals, pen
+
+    def _latent(self, img, batch):
+        """The encoder's z (B, zdim) for a batch, float32."""
+        return self.latent(self.z_head(self.trunk(img))).float()
 
     def _remember(self, idx, corr):
         idx = idx.long().cpu()
