@@ -239,7 +239,10 @@ def train(method, particles, out, epochs, config=None, box=None, seed=0, resume=
             model = cls(cfg, info, inputs)
         except ValueError as exc:       # the method's own checks of its options and inputs
             raise InputError("train %s" % cls.name, exc)
-        model.initialise(data, rows, log)
+        try:
+            model.initialise(data, rows, epochs, log)
+        except ValueError as exc:
+            raise InputError("train %s" % cls.name, exc)
         ck, start, history = None, 0, []
     model.to(device)
     net = model if world == 1 else torch.nn.parallel.DistributedDataParallel(

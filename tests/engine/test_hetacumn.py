@@ -253,3 +253,12 @@ def test_given_poses_are_refined_from_where_they_are(homogeneous_snr1, tmp_path)
           % (raw, e["rot_median"], e["shift_median"]))
     assert raw < REFINE_ROT_MAX and not e["mirrored"]
     assert e["shift_median"] < REFINE_SHIFT_MAX
+
+
+def test_a_run_that_ends_with_the_conformation_head_frozen_is_refused(homogeneous_snr1, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_cli("train", "hetacumn", "--particles", homogeneous_snr1 / "particles.star", "--out", out,
+                   "--epochs", 3, "--zdim", 2, "--fch-epochs", 3, *SMALL) == 2
+    err = capsys.readouterr().err
+    assert "--fch-epochs" in err and "3 epochs" in err
+    assert not (out / "z.npy").exists()

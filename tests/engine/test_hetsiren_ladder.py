@@ -107,7 +107,7 @@ def test_encoder_alone_finds_the_states_of_a_frozen_decoder(oracle, motion_set, 
     class EncoderOnly(HetSIREN):
         name = "hetsiren_encoder_only"
 
-        def initialise(self, dataset, rows, log=print):
+        def initialise(self, dataset, rows, epochs, log=print):
             self.load_state_dict({k: v for k, v in weights.items() if not k.startswith(encoder)},
                                  strict=False)
             for k, p in self.named_parameters():

@@ -23,9 +23,10 @@ A method is a ``torch.nn.Module`` subclass of :class:`Method` with
   orientation of :mod:`flexplugin.engine.reconstruct` (the pixel size is ``data_info.apix *
   data_info.box / D``);
 - ``start_epoch(epoch)``: called by the loop before each epoch (schedules);
-- ``initialise(dataset, rows, log)``: called once on a new model (not on resume) before
-  training, with the :class:`~flexplugin.engine.data.ParticleDataset` and the training rows,
-  for a start computed from the data (default: nothing);
+- ``initialise(dataset, rows, epochs, log)``: called once on a new model (not on resume) before
+  training, with the :class:`~flexplugin.engine.data.ParticleDataset`, the training rows and
+  the number of epochs, for a start computed from the data and checks of the schedule (default:
+  nothing);
 - ``write_results(out, z)``: optional method-specific files at the end of training;
 - ``state_dict()`` / ``load_state_dict()`` (from nn.Module), ``checkpoint()`` (config + data info
   + weights as plain types) and ``from_checkpoint(path)``.
@@ -121,7 +122,7 @@ class Method(torch.nn.Module):
     def start_epoch(self, epoch):
         self.epoch = epoch
 
-    def initialise(self, dataset, rows, log=print):
+    def initialise(self, dataset, rows, epochs, log=print):
         """A start computed from the training data (new models only); nothing by default."""
 
     def training_step(self, batch):

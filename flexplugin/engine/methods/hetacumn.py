@@ -253,6 +253,12 @@ class HetACUMN(Method):
         out = self.z_head(h).float()
         return rot, shift, out[:, :self.zdim], out[:, self.zdim:]
 
+    def initialise(self, dataset, rows, epochs, log=print):
+        if self.zdim > 0 and epochs <= self.config.fch_epochs:
+            raise ValueError("the conformation head stays frozen for the first %d epochs (--fch-epochs), "
+                             "so %d epochs would end with z from an untrained head: train for more "
+                             "epochs than --fch-epochs, or lower it" % (self.config.fch_epochs, epochs))
+
     def _fch(self):
         return self.zdim > 0 and self.epoch <= self.config.fch_epochs
 

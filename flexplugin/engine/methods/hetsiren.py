@@ -297,7 +297,7 @@ class HetSIREN(Method):
         kg = torch.where(kg.abs() >= 0.5, torch.zeros_like(kg), kg)
         self.register_buffer("dgrid", 2j * math.pi * kg.to(torch.complex64), persistent=False)
 
-    def initialise(self, dataset, rows, log=print):
+    def initialise(self, dataset, rows, epochs, log=print):
         """The learned consensus starts as a direct Fourier reconstruction (``reconstruct.py``,
         Wiener-filtered, at most ``init_particles`` particles) of the training particles with their
         given poses, so that the residuals the encoder and the decoder first see are the
