@@ -130,6 +130,10 @@ def test_synthetic_images_match_the_image_model_and_mirror_poses():
     mirror_shift = shift * torch.tensor([-1.0, 1.0])
     assert (m._errors(fts[4:], c[4:], MIRROR @ rot, mirror_shift, z) / ref).max() < 1e-6
     assert (m._errors(fts[:4], c[:4], rot, -shift, z) / ref).min() > 0.5       # wrong sign
+    # No DC term (the image loss never trains the decoder's): the images have zero mean (measured
+    # with the DC rendered: 1.4e-3 of the images' spread here, where the CTF at zero frequency is
+    # only the amplitude contrast).
+    assert (img.mean((1, 2)).abs() / img.std((1, 2))).max() < 1e-4
 
 
 # -- science ------------------------------------------------------------------------------------------

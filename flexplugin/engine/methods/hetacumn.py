@@ -384,6 +384,8 @@ class HetACUMN(Method):
                 vals = vals * c[:, self.pred_idx]
             h = vals.new_zeros(n, d * d)
             h[:, self.pred_idx] = vals
+            # No DC term: the image loss never trains it, and real (normalised) images have none.
+            h[:, self.half_idx[0]] = 0
             # Hartley values are HT(x) / D: the real image is D * iht2(h); the particle sits at
             # -shift (moving the image by +shift centres it, as for the data).
             x = iht2_center(h.view(n, d, d)) * d
