@@ -77,9 +77,6 @@ Numerics. Under autocast only the encoders run in the low precision; the decoder
 the projector, the CTF and the losses run in float32.
 """
 import math
-from dataclasses import dataclass
-from typing import Optional
-
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -88,100 +85,14 @@ from ..errors import InputError
 from ..geometry.ctf import ctf_2d
 from ..geometry.fourier import (fft2_center, fourier_crop, fourier_crop_3d, freq_grid_2d,
                                 freqs_1d, ifft2_center, soft_circular_window)
-from .base import BaseConfig, Encoding, Method
-from .hetsiren_layers import (MetaSine, Trunk, _clamp_norm, _dense, axis_angle_to_matrix_torch,
-                              splat_bilinear)
-
-
-# How the latent learns the conformation. Measured on the tests' 1D motion (built-in hinge, D=32,
-# 1500 particles, 5 states, SNR 1, CTF, shifts; zdim 4, batch 16, 8 epochs, one thread; |Spearman|
-# of z's PC1 with the state, kNN accuracy of the state from z, chance 0.2), decomposed as a ladder
-# (tests/engine/test_hetsiren_ladder.py, benchmarks/RESULTS.md):
-# - decoder fitted with the true state as z (zdim 1): with omega0 30 the per-image loss as a
-#   function of z has 6.9 local minima over the states' range (the map changes by 25-90% between
-#   z steps of 0.1); with omega0 1 it has 1.06 (86% of the images one minimum), and choosing each
-#   image's z by grid search against that decoder recovers the states (|Spearman| 0.98);
-# - encoder alone against that frozen decoder: omega0 30 -> |Spearman| 0.37 (z shrinks to the
-#   middle state), omega0 1 -> 0.64 at lr 2e-3, 0.75 at 3e-4; the MLP encoder 0.94 in 8 epochs,
-#   the conv encoder 0.93 only in 16; trained to regress the state directly, neither encoder
-#   predicts it on held-out images (|Spearman| <= 0.29): z is learned per particle through the
-#   decoder, which the MLP does faster;
-# - together, consensus learned from zero: 0.47-0.55 (z fits what the forming consensus misses);
-#   consensus started from the reconstruction: 0.926-0.944 over three seeds (float32 0.927,
-#   bfloat16 0.933), against 0.28 with the conv encoder and 0.002 with omega0 30; our cryoDRGN on
-#   the same data and epochs (zdim 4): 0.851. Not helpful: z standardised over the batch (0.03),
-#   with added noise (0.003), the encoder reading centred and phase-flipped images (no change).
-@dataclass
-class HetSIRENConfig(BaseConfig):
-    zdim: int = 10                 # latent dimension, default 10 [P "Encoder"; spec B.4, B.11]
-    lr: float = 1e-4               # Adam learning rate; the paper's 1e-5 [P; spec B.11] needs many
-    #                                more epochs (our choice: 1e-4 gave |Spearman| 0.932 above at batch 8)
-    batch_size: int = 8            # [P "HetSIREN cost function"; spec B.11]
-    encoder: str = "mlp"           # mlp | conv (the paper's default, "more robust") [P "Encoder"]; see below
-    enc_box: int = 64              # conv encoder: images resized to 64 x 64 [C, spec B.4]
-    enc_dim: int = 256             # dense width after the conv trunk and in the heads [C, spec B.4]
-    enc_layers: int = 4            # dense layers after the conv trunk [C, spec B.4]
-    head_layers: int = 3           # dense layers of each head (z, angles, shifts) [C, spec B.4]
-    mlp_dim: int = 1024            # MLP encoder: "three hidden layers of 1024 neurons" [P]
-    mlp_layers: int = 3            # [P "Encoder"]
-    dec_dim: Optional[int] = None  # meta-sine and hypernetwork width; None: max(zdim, 8) ([P "Decoder"]: zdim;
-    #                                at zdim 1 a width of 1 fits the oracle's states worse: data loss
-    #                                0.427 against 0.391 at 8, encoder alone |Spearman| 0.93 vs 0.96)
-    dec_layers: int = 3            # residual meta-sine layers after the first [P "three"; C, spec B.5]
-    vox_init: float = 1.0          # scale of the final voxel layer's initial weights (1: [C, spec B.5])
-    hyper_layers: int = 1          # ReLU layers of each hypernetwork [C, spec B.5]
-    omega0: float = 1.0            # first meta-sine layer's frequency ([C]: 30); 1 after [C, spec B.5]
-    loss: str = "mse"              # mse (default) | corr (correlation) [P Eq. 5; spec B.8]
-    multires: bool = True          # add the half-resolution (2R) comparison [P Eq. 10; spec B.9]
-    l1: float = 0.1                # lambda_1, L1 of the map: paper 1.0, shipped tool 0.1 [spec B.8, B.15]
-    neg: float = 0.1               # lambda_2, negative values: paper 1.0, tool ties it to lambda_1 [spec B.15]
-    tv: float = 0.1                # lambda_3, total variation [P Eq. 9]
-    l2grad: float = 0.1            # lambda_4, squared gradient [P Eq. 9]
-    focus: float = 10.0            # lambda_5, distribution matching inside the mask ([C]: 100, no value in
-    #                                [P]); on the tests' motion with a mask and a reference (8 epochs)
-    #                                |Spearman| 0.571 at 100 (z barely moves the map), 0.933 at 10,
-    #                                0.937 at 1, 0.941 at 0
-    refine_poses: bool = False     # learn pose corrections [P "pose refinement"]; off unless asked (our choice)
-    decouple: bool = False         # pose and CTF decoupling [P Eq. 3-4]; off unless asked (our choice)
-    lambda_pose: float = 1e-3      # lambda_p [C-SC, spec B.7]
-    lambda_ctf: float = 1e-3       # lambda_c [C-SC, spec B.7]
-    max_delta_deg: float = 10.0    # bound on the rotation correction, tanh-limited (our choice: local refinement)
-    max_delta_px: float = 3.0      # bound on the shift correction in pixels (our choice)
-    # Pose refinement (with refine_poses). Measured at D=32 (1500 particles, SNR 1, rotations
-    # perturbed by exactly 5 degrees, zdim 0, lr 2e-3, batch 16, 6 epochs; median angular error):
-    # - the heads alone, trained from the first epoch: 5.0 -> 10.0 (the corrections ran to their
-    #   bound while the map was still forming);
-    # - a local Gauss-Newton fit of each particle's pose to the decoded map in encode, with a
-    #   Gaussian prior around the input pose (a MAP estimate: at SNR 1 the likelihood alone is too
-    #   flat, a fit without the prior started at the true poses drifted to 3.5-3.9): 5.0 -> 3.41
-    #   (with the ground-truth map instead of the learned one: 2.7);
-    # - the same after the heads (2 warm-up epochs, pose_reg 1e-3): 3.58, and slower;
-    # - one Gauss-Newton step per training step after the warm-up (the map then learns from the
-    #   refined poses): 5.1, the map and the poses drift together; so 0 by default.
-    pose_heads: bool = False       # the encoder's pose heads [P Supp. Fig. 4]; off: see above
-    pose_warmup: int = 2           # epochs with every correction held at zero while the map forms (our choice)
-    pose_reg: float = 1e-3         # L2 of the heads' corrections (deg^2 + px^2) toward zero [S, spec B.15]
-    pose_search: int = 3           # Gauss-Newton steps of the local refinement in encode (our choice; 0: off;
-    #                                5 steps or a prior of 2 or 4 degrees gave 3.5-3.7 on 300 particles)
-    pose_search_train: int = 0     # steps per training step after the warm-up, continuing from the
-    #                                particle's correction of its previous epoch (each step costs
-    #                                two projections)
-    pose_lowpass: float = 0.0      # Gaussian low-pass (sigma, cycles/px) of the local refinement's
-    #                                comparison; 0: none (0.1 and 0.15 lost accuracy: 4.1, 3.4 with the
-    #                                ground-truth map against 2.7 without)
-    pose_sigma_deg: float = 3.0    # prior of the local refinement: expected error of the input
-    pose_sigma_px: float = 1.0     #   rotations (deg per axis) and shifts (px per axis) (our choice)
-    blur_sigma: float = 0.0        # Gaussian blur of projections, px; [C] 1 px after a nearest-pixel
-    #                                splat; after our bilinear splat 0 is closest to exact projections
-    #                                (relative error 0.4% at 0, 1.5% at 0.5, 6.8% at 1 px; measured)
-    ctf_pad: int = 2               # zero padding before applying the CTF [C, spec B.2]
-    init_consensus: bool = True    # start the learned consensus from a direct Fourier reconstruction
-    #                                with the given poses (our choice; see the measurements above)
-    init_particles: int = 10000    # at most this many (random) particles in that reconstruction
+from .base import Encoding, Method
+from .hetsiren_config import HetSIRENConfig
+from .hetsiren_layers import MetaSine, Trunk, _dense, axis_angle_to_matrix_torch, splat_bilinear
+from .hetsiren_pose import LocalPoseRefinement
 
 
 # -- the method --------------------------------------------------------------------------------
-class HetSIREN(Method):
+class HetSIREN(LocalPoseRefinement, Method):
     """HetSIREN: real-space decoding with a sinusoidal hypernetwork, masks, pose refinement."""
     name = "hetsiren"
     Config = HetSIRENConfig
@@ -452,85 +363,6 @@ class HetSIREN(Method):
         """The encoder's z (B, zdim) for a batch, float32."""
         return self.latent(self.z_head(self.trunk(img))).float()
 
-    def _remember(self, idx, corr):
-        idx = idx.long().cpu()
-        n = int(idx.max()) + 1
-        if self._pose_mem is None or len(self._pose_mem) < n:
-            grown = torch.zeros(max(n, 2 * len(self._pose_mem) if self._pose_mem is not None else n), 5)
-            if self._pose_mem is not None:
-                grown[:len(self._pose_mem)] = self._pose_mem
-            self._pose_mem = grown
-        self._pose_mem[idx] = corr.float().cpu()
-
-    def _refine_local(self, img, vals, rot, shifts, ctf, steps, w0=None, s0=None, chunk=64):
-        """Gauss-Newton refinement of the poses against the decoded maps: the image is fitted by
-        ``a * (p + J delta)``, p the (CTF-filtered) projection at the current pose and J its
-        derivatives with respect to a small rotation (axis-angle, radians) and shift (pixels),
-        a a free scale; -> (rotation vectors (B, 3) to apply on the left, shift changes (B, 2)).
-
-        J comes from two splats: a small rotation w moves the rotated voxel q to q + w x q, so
-        dP/dw_x = d_y P_z, dP/dw_y = -d_x P_z, dP/dw_z = d_x P_y - d_y P_x and dP/dshift = grad P,
-        where P_c is the projection of the voxel values times their rotated coordinate c (P_x,
-        P_y are P times the pixel coordinates) and the image derivatives are taken in Fourier
-        space with the CTF."""
-        if len(img) > chunk:
-            def cut(t, i):
-                return None if t is None else t[i:i + chunk]
-            parts = [self._refine_local(*(cut(t, i) for t in (img, vals, rot, shifts, ctf)), steps,
-                                        cut(w0, i), cut(s0, i), chunk)
-                     for i in range(0, len(img), chunk)]
-            return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-        cfg, d = self.config, self.data_info.box
-        n, p = len(img), cfg.ctf_pad * d
-        a0 = p // 2 - d // 2
-        filt = self.blur if ctf is None else self.blur * ctf_2d(p, self.data_info.apix, ctf,
-                                                                device=img.device)
-        kx, ky = self.dgrid[..., 0], self.dgrid[..., 1]
-        pix = torch.arange(d, dtype=torch.float32, device=img.device)
-        max_w = math.radians(cfg.max_delta_deg)
-        w = torch.zeros(n, 3, device=img.device) if w0 is None else w0.float()
-        s = torch.zeros(n, 2, device=img.device) if s0 is None else s0.float()
-        lp = torch.exp(-0.5 * (self.dgrid.abs() ** 2).sum(-1) / (2 * math.pi * cfg.pose_lowpass) ** 2) \
-            if cfg.pose_lowpass > 0 else None
-        if lp is not None:      # the same low-pass on the images and on the model
-            filt = filt * lp
-            yp = F.pad(img, (a0, p - d - a0, a0, p - d - a0))
-            img = ifft2_center(fft2_center(yp) * lp).real[..., a0:a0 + d, a0:a0 + d] * self.window
-        y = img.reshape(n, -1)
-        prec = torch.tensor([cfg.pose_sigma_px ** -2] * 2 + [math.radians(cfg.pose_sigma_deg) ** -2] * 3,
-                            device=img.device)
-        for _ in range(steps):
-            r = axis_angle_to_matrix_torch(w) @ rot
-            q = torch.matmul(r, self.vox_xyz.t())                          # (n, 3, M)
-            c = d // 2 - (shifts + s)
-            px, py = q[:, 0] + c[:, :1], q[:, 1] + c[:, 1:]
-            both = splat_bilinear(px, py, torch.stack([vals, vals * q[:, 2]], 1), d)
-            pp, pz = both[:, 0], both[:, 1]
-            pxw = (pix[None, None, :] - c[:, 0, None, None]) * pp
-            pyw = (pix[None, :, None] - c[:, 1, None, None]) * pp
-            st = F.pad(torch.stack([pp, pz, pxw, pyw], 1), (a0, p - d - a0, a0, p - d - a0))
-            f = fft2_center(st) * filt[:, None] if filt.ndim == 3 else fft2_center(st) * filt
-            cols = torch.stack([f[:, 0], kx * f[:, 0], ky * f[:, 0], ky * f[:, 1], -kx * f[:, 1],
-                                kx * f[:, 3] - ky * f[:, 2]], 1)
-            cols = ifft2_center(cols).real[..., a0:a0 + d, a0:a0 + d] * self.window
-            cm = cols.reshape(n, 6, -1)
-            # The scale first, then the pose change of the MAP fit with the Gaussian prior
-            # around the input pose, the noise variance taken from the residual.
-            p0 = cm[:, 0]
-            a = ((p0 * y).sum(-1) / (p0 * p0).sum(-1).clamp_min(1e-12)).clamp_min(1e-3)
-            res = y - a[:, None] * p0
-            var = (res * res).sum(-1) / self.window.pow(2).sum()
-            jac = a[:, None, None] * cm[:, 1:]
-            x = torch.cat([s, w], 1)
-            g = jac @ jac.transpose(1, 2) + var[:, None, None] * torch.diag_embed(prec.expand(n, 5))
-            rhs = (jac @ res[:, :, None])[..., 0] - var[:, None] * prec * x
-            step = torch.linalg.solve(g, rhs)
-            # At most a quarter of the bounds per step, and within the bounds in total.
-            s = _clamp_norm(s + _clamp_norm(step[:, :2], cfg.max_delta_px / 4), cfg.max_delta_px)
-            w = _clamp_norm(w + _clamp_norm(step[:, 2:], max_w / 4), max_w)
-        return w, s
-
-    # -- contract ------------------------------------------------------------------------------
     def training_step(self, batch):
         cfg = self.config
         img = batch["images"].float()
