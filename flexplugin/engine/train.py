@@ -237,11 +237,8 @@ def train(method, particles, out, epochs, config=None, box=None, seed=0, resume=
         gen.manual_seed(seed)
         try:
             model = cls(cfg, info, inputs)
-        except ValueError as exc:       # the method's own checks of its options and inputs
-            raise InputError("train %s" % cls.name, exc)
-        try:
             model.initialise(data, rows, epochs, log)
-        except ValueError as exc:
+        except ValueError as exc:       # the method's own checks of its options, inputs and schedule
             raise InputError("train %s" % cls.name, exc)
         ck, start, history = None, 0, []
     model.to(device)

@@ -77,6 +77,7 @@ Numerics. Under autocast only the encoders run in the low precision; the decoder
 the projector, the CTF and the losses run in float32.
 """
 import math
+import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -85,6 +86,8 @@ from ..errors import InputError
 from ..geometry.ctf import ctf_2d
 from ..geometry.fourier import (fft2_center, fourier_crop, fourier_crop_3d, freq_grid_2d,
                                 freqs_1d, ifft2_center, soft_circular_window)
+from ..io.mrc import ImageSource
+from ..reconstruct import reconstruct
 from .base import Encoding, Method
 from .hetsiren_config import HetSIRENConfig
 from .hetsiren_layers import MetaSine, Trunk, _dense, axis_angle_to_matrix_torch, splat_bilinear
@@ -216,9 +219,6 @@ class HetSIREN(LocalPoseRefinement, Method):
         cfg = self.config
         if self.consensus is None or not cfg.init_consensus:
             return
-        import numpy as np
-        from ..io.mrc import ImageSource
-        from ..reconstruct import reconstruct
         rows = np.asarray(rows)
         if len(rows) > cfg.init_particles:
             rows = np.sort(np.random.default_rng(0).choice(rows, cfg.init_particles, replace=False))
