@@ -8,10 +8,11 @@ def run_cli(*args):
     return main([str(a) for a in args])
 
 
-def simulate_hinge(out, n=1500, snr=1.0, seed=3, states=1, box=32, apix=3.0):
+def simulate_hinge(out, n=1500, snr=1.0, seed=3, states=1, box=32, apix=3.0, max_shift=None):
     """``flexplugin simulate`` of the built-in hinge object into ``out``; returns ``out``."""
+    extra = [] if max_shift is None else ["--max-shift", max_shift]
     assert run_cli("simulate", "--out", out, "--n", n, "--box", box, "--apix", apix, "--snr", snr,
-                   "--seed", seed, "--states", states) == 0
+                   "--seed", seed, "--states", states, *extra) == 0
     return out
 
 

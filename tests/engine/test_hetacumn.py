@@ -136,6 +136,70 @@ def test_synthetic_images_match_the_image_model_and_mirror_poses():
     assert (img.mean((1, 2)).abs() / img.std((1, 2))).max() < 1e-4
 
 
+def _snr_estimate(data, centred=True):
+    from flexplugin.engine.data import ParticleDataset, loader
+    from flexplugin.engine.io import read_particles
+    from flexplugin.engine.methods.base import DataInfo
+    from flexplugin.engine.methods.hetacumn import HetACUMN
+    table = read_particles(data / "particles.star")
+    scale = ParticleDataset(table, needs_poses=False).estimate_scale(seed=0)
+    dataset = ParticleDataset(table, scale=scale, needs_poses=False)
+    m = HetACUMN(HetACUMN.Config(zdim=0, enc_dim=8, head_dim=16, dec_dim=16, dec_layers=1),
+                 DataInfo(box=32, apix=3.0, scale=scale, window=True))
+    for b in loader(dataset, np.arange(len(table.rotations)), 256):
+        m._update_snr(b["images"], b["shifts_px"] * (1 if centred else 0))
+    return m.current_snr()
+
+
+def test_snr_estimate_follows_off_centre_particles(tmp_path):
+    """Particles shifted by up to D/4 reach into the noise ring about the box centre; the estimate
+    centres the ring on each particle (the file's shift). Measured at SNR 1: 1.625 (shifts up to
+    2 px), 1.586 (8 px); with the ring at the box centre, 1.653 and 1.145."""
+    near = _snr_estimate(simulate_hinge(tmp_path / "near", n=1000, max_shift=2))
+    far = simulate_hinge(tmp_path / "far", n=1000, max_shift=8)
+    assert abs(_snr_estimate(far) / near - 1) < 0.05
+    assert _snr_estimate(far, centred=False) / near < 0.8
+
+
+def test_auxiliary_shift_range_comes_from_the_data(tmp_path):
+    """The CPP shifts cover the particle file's shifts (99th percentile), not a fixed fraction of
+    the box; without shifts in the file, the paper's 0.0625 D; a given value is kept."""
+    from dataclasses import replace
+
+    from flexplugin.engine.data import ParticleDataset
+    from flexplugin.engine.io import read_particles
+    from flexplugin.engine.methods.base import DataInfo
+    from flexplugin.engine.methods.hetacumn import HetACUMN
+    table = read_particles(simulate_hinge(tmp_path, n=300, max_shift=5).joinpath("particles.star"))
+    ranges = []
+    for t, given in ((table, None), (replace(table, shifts_A=table.shifts_A * 0), None), (table, 0.1)):
+        m = HetACUMN(HetACUMN.Config(zdim=0, enc_dim=8, head_dim=16, dec_dim=16, dec_layers=1,
+                                     cpp_max_shift=given), DataInfo(box=32, apix=3.0))
+        m.initialise(ParticleDataset(t, needs_poses=False), np.arange(300), 1, log=lambda s: None)
+        ranges.append(m.config.cpp_max_shift * 32)
+    assert 4.8 < ranges[0] <= 5.0 and ranges[1] == 2.0 and ranges[2] == pytest.approx(3.2)
+
+
+def test_encoder_stem_by_box():
+    """At D=32 the ImageNet stem leaves a 1x1 last map (no position left for the shift head); the
+    small-image stem a 4x4 one; "auto" takes the small stem below D=128."""
+    from flexplugin.engine.methods.hetacumn import ResNet18, stem_for_box
+    assert ResNet18(4, 32, pool=False, stem="imagenet").n_features == 32
+    small = ResNet18(4, 32, pool=False, stem="small")
+    assert small.n_features == 32 * 16 and small(torch.randn(2, 32, 32)).shape == (2, 32 * 16)
+    assert stem_for_box("auto", 64) == "small" and stem_for_box("auto", 128) == "imagenet"
+    assert stem_for_box("imagenet", 32) == "imagenet"
+
+
+def test_random_fourier_features_have_cryodrgn_scale():
+    """Gaussian features sin(b . K), b ~ N(0, (sigma D/2)^2) with K in box fractions, without 2 pi
+    (cryoDRGN's --pe-type gaussian): at sigma 0.5, D=64 the frequencies' spread is 16 rad."""
+    from flexplugin.engine.methods.cryodrgn import PositionalEncoding
+    torch.manual_seed(0)
+    pe = PositionalEncoding("gaussian", 64, 0.5)
+    assert pe.freqs.std().item() == pytest.approx(16, rel=0.1)
+
+
 # -- science ------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

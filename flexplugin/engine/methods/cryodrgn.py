@@ -12,7 +12,10 @@ scaled transform at K in box fractions (|K| < 1/2), evaluated on the half-space 
 (the other half by Friedel symmetry, F(-K) = conj F(K)). K is featurised by a fixed positional
 encoding (``pe``): ``geom_ft`` is the paper's equation (angular frequencies D*pi*(2/D)^(i/(D/2-1)),
 i = 0..D/2-1, [CD l.317-320]); ``geom_lowf`` divides them by 2*pi, the paper's option for noisy
-data [CD]; ``gaussian`` uses random frequencies N(0, (pe_sigma * D/2)^2) per output feature. The
+data [CD]; ``gaussian`` uses random angular frequencies b ~ N(0, (pe_sigma * D/2)^2) per output
+feature, sin(b . K) and cos(b . K) without a factor 2 pi (cryoDRGN's ``--pe-type gaussian``): with
+pe_sigma 0.5 a typical feature's phase turns by ~D/4 radians across the whole box (about one period at
+D=32; 2 pi times that with the factor), a low-frequency prior. The
 3D features are concatenated with z [CD l.313-315] and fed to a residual ReLU MLP.
 
 Image model. Image frequencies k in a circle of radius D/2 are split in a half set P (with the
@@ -65,7 +68,7 @@ class CryoDRGNConfig(BaseConfig):
     dec_layers: int = 3         # decoder hidden layers: 256x3 (pilots); 512x5 for the simulations [CD]
     dec_dim: int = 256          # decoder width [CD l.410-412, 440]
     pe: str = "geom_lowf"       # geom_lowf | geom_ft | gaussian; geom_lowf for noisy data [CD l.317-320; spec A2.1]
-    pe_sigma: float = 0.5       # gaussian features: std in units of D/2 cycles [EXT, spec A2.1]
+    pe_sigma: float = 0.5       # gaussian features: std in units of D/2 radians [EXT, spec A2.1]
     beta: Optional[float] = None  # KL weight; None = 1/zdim [EXT, spec A3]
 
 
@@ -165,7 +168,7 @@ class PositionalEncoding(nn.Module):
         elif kind == "geom_lowf":
             freqs = torch.block_diag(*[(half * geom)[None]] * 3)
         elif kind == "gaussian":
-            freqs = torch.randn(3, 3 * half) * sigma * half * 2 * math.pi
+            freqs = torch.randn(3, 3 * half) * sigma * half
         else:
             raise ValueError("unknown positional encoding %r (geom_lowf, geom_ft, gaussian)" % kind)
         # freqs[j, m]: angular frequency of feature m along coordinate j (diagonal for geom_*).

@@ -44,7 +44,9 @@ the CPP pass does not update them.
 
 SNR (Eq. 9). Estimated during training from the first ``SNR_IMAGES`` real images: noise
 variance from the outer ring r >= 0.85 D/2 (outside the particle; with the soft window applied
-to the data, each pixel is weighted by the window there), image variance inside r < 0.85 D/2,
+to the data, each pixel is weighted by the window there), image variance inside r < 0.85 D/2, both
+centred on the particle (at minus the particle file's shift, whether or not poses are ignored;
+the box centre when the file has no shifts),
 SNR = (var_I - var_noise) / var_noise. The synthetic images use the same inner disc for their
 signal variance. ``Config.snr`` overrides the estimate (same definition).
 
@@ -66,6 +68,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -99,6 +102,10 @@ REFINE_NOISE_PX = 1.0
 # images and mirrors, as in training) when it holds at least this many images, else with the
 # running statistics (see ``encode``).
 ENCODE_BATCH_STATS_MIN = 16
+# CPP shift range (box fractions) when the particle file has no shifts [HA App. B: 8 px at D=128].
+DEFAULT_CPP_MAX_SHIFT = 0.0625
+# Boxes below this get the small-image encoder stem with ``enc_stem`` "auto" (see ``stem_for_box``).
+SMALL_STEM_BELOW = 128
 # 6D representation of the identity (the first two rows of I).
 IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
@@ -109,6 +116,7 @@ class HetACUMNConfig(BaseConfig):
     lr: float = 1.5e-4            # Adam learning rate [HA §5.1]
     batch_size: int = 128         # 128 and 512 for the two simulated sets [HA §5.1]; 128 (80S) fits a CPU
     enc_dim: int = 64             # channels of the first ResNet-18 stage (64/128/256/512) [HA App. A1]
+    enc_stem: str = "auto"        # imagenet | small | auto: the ResNet stem; auto: small below D=128 (ours)
     enc_pool: bool = False        # flatten the last map ("flattened" [HA App. A1]): it keeps
                                   # where the particle is, which the shift head needs (True: spec B9's pool)
     head_dim: int = 256           # hidden width of the three heads [HA App. A1]
@@ -120,11 +128,17 @@ class HetACUMNConfig(BaseConfig):
     lambda_p: float = 0.1         # CPP pose loss weight [HA Eq. 8, §5.1]
     fch_epochs: int = 50          # conformation head frozen (z from the prior) for these epochs [HA §5.1]
     cpp: bool = True              # the auxiliary task; False is the paper's "-CPP" ablation [HA §6]
-    cpp_max_shift: float = 0.0625  # CPP shifts U[-m, m]^2, m in box fractions: 8 px at D=128 [HA App. B]
+    cpp_max_shift: Optional[float] = None  # CPP shifts U[-m, m]^2, m in box fractions; None: from the
+                                  # data's shifts (see ``initialise``), else 0.0625 (8 px at D=128 [HA App. B])
     snr: Optional[float] = None   # ASN signal-to-noise ratio; None: estimated from the data [HA Eq. 9]
     ignore_poses: bool = True     # ab initio; False: refine the batch's poses, starting from them (ours)
     pose_weight: float = 0.1      # weight of that pull toward given poses: lambda_p's (our choice)
     given_pose_epochs: int = 0    # epochs rendering at the given poses if not ignore_poses (our choice)
+
+    @classmethod
+    def from_dict(cls, d):
+        # Models saved before the stem was an option have the ImageNet stem.
+        return super().from_dict(dict({"enc_stem": "imagenet"}, **d))
 
 
 class _BasicBlock(nn.Module):
@@ -145,12 +159,25 @@ class _BasicBlock(nn.Module):
 
 class ResNet18(nn.Module):
     """ResNet-18 without its fully connected layer, for one-channel (B, D, D) images ->
-    (B, n_features): 8 * width features with the global average pool, else the flattened map."""
+    (B, n_features): 8 * width features with the global average pool, else the flattened map.
 
-    def __init__(self, width, box, pool=True):
+    ``stem`` "imagenet" is He et al.'s (7x7 stride 2, max pool: the last map is D/32 wide);
+    "small" is a 3x3 stride-1 convolution without pool (the CIFAR variant of the same paper; the
+    last map is D/8 wide). At D <= 32 the ImageNet stem leaves a 1x1 map, which keeps nothing of
+    where the particle is."""
+
+    def __init__(self, width, box, pool=True, stem="imagenet"):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(1, width, 7, 2, 3, bias=False), nn.BatchNorm2d(width),
-                                  nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
+        if stem == "imagenet":
+            self.stem = nn.Sequential(nn.Conv2d(1, width, 7, 2, 3, bias=False), nn.BatchNorm2d(width),
+                                      nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
+            halvings = 2
+        elif stem == "small":
+            self.stem = nn.Sequential(nn.Conv2d(1, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width),
+                                      nn.ReLU(inplace=True))
+            halvings = 0
+        else:
+            raise ValueError("unknown encoder stem %r (imagenet, small)" % stem)
         blocks, cin = [], width
         for i, stride in enumerate((1, 2, 2, 2)):
             cout = width * 2 ** i
@@ -159,13 +186,21 @@ class ResNet18(nn.Module):
         self.blocks = nn.Sequential(*blocks)
         self.pool = pool
         side = box
-        for _ in range(5):                     # stem conv, max pool and three stride-2 stages
+        for _ in range(halvings + 3):          # the stem's and the three stride-2 stages'
             side = (side - 1) // 2 + 1
         self.n_features = cin * (1 if pool else side * side)
 
     def forward(self, x):
         h = self.blocks(self.stem(x[:, None]))
         return h.mean((2, 3)) if self.pool else h.flatten(1)
+
+
+def stem_for_box(stem, box):
+    """The encoder stem: ``stem`` unless "auto", which takes the ImageNet stem from D = 128 up
+    (its last map is then at least 4x4) and the small-image stem below."""
+    if stem != "auto":
+        return stem
+    return "imagenet" if box >= SMALL_STEM_BELOW else "small"
 
 
 def _head(n_in, width, n_out):
@@ -198,7 +233,8 @@ class HetACUMN(Method):
     def __init__(self, config, data_info, inputs=None):
         super().__init__(config, data_info, inputs)
         d = data_info.box
-        self.encoder = ResNet18(config.enc_dim, d, pool=config.enc_pool)
+        self.encoder = ResNet18(config.enc_dim, d, pool=config.enc_pool,
+                                stem=stem_for_box(config.enc_stem, d))
         nf = self.encoder.n_features
         # Refinement of given poses: the pose heads also see the given pose (6D + shift).
         self.refine = not config.ignore_poses
@@ -226,7 +262,9 @@ class HetACUMN(Method):
         r = torch.sqrt(f[None, :] ** 2 + f[:, None] ** 2)
         self.register_buffer("window", window, persistent=False)
         self.register_buffer("disc", r < NOISE_RING, persistent=False)
-        self.register_buffer("ring_w", window * (r >= NOISE_RING), persistent=False)
+        # pixel coordinates (x, y) about the box centre, in units of D/2
+        self.register_buffer("grid2", torch.stack([f[None, :].expand(d, d), f[:, None].expand(d, d)], -1),
+                             persistent=False)
         self.register_buffer("mirror", MIRROR.clone(), persistent=False)
         # Running sums for the SNR estimate: images seen, sum of image and of noise variances.
         self.register_buffer("snr_stats", torch.zeros(3, dtype=torch.float64))
@@ -254,10 +292,27 @@ class HetACUMN(Method):
         return rot, shift, out[:, :self.zdim], out[:, self.zdim:]
 
     def initialise(self, dataset, rows, epochs, log=print):
+        """Refuses a run that would end with the conformation head frozen; sets the CPP shift
+        range from the data when ``cpp_max_shift`` is None: the 99th percentile of the particles'
+        shift components (at least 1 px) when the particle file has shifts (a consensus
+        refinement's, also when the poses are ignored), else the paper's 0.0625 D. The value is
+        kept in the config (and so in the checkpoint)."""
         if self.zdim > 0 and epochs <= self.config.fch_epochs:
             raise ValueError("the conformation head stays frozen for the first %d epochs (--fch-epochs), "
                              "so %d epochs would end with z from an untrained head: train for more "
                              "epochs than --fch-epochs, or lower it" % (self.config.fch_epochs, epochs))
+        if self.config.cpp_max_shift is None:
+            d = self.data_info.box
+            shifts = dataset.table.shifts_A
+            t = (np.abs(np.asarray(shifts, dtype=np.float64)[rows]) / dataset.apix
+                 if shifts is not None else np.zeros(0))
+            if t.size and t.max() > 0:
+                m = min(max(float(np.percentile(t, 99)), 1.0), d / 4) / d
+                source = "the particles' shifts (99th percentile)"
+            else:
+                m, source = DEFAULT_CPP_MAX_SHIFT, "no shifts in the particle file: the paper's 0.0625 D"
+            self.config.cpp_max_shift = m
+            log("hetacumn: auxiliary task shifts up to %.2f px, from %s" % (m * d, source))
 
     def _fch(self):
         return self.zdim > 0 and self.epoch <= self.config.fch_epochs
@@ -299,15 +354,22 @@ class HetACUMN(Method):
         return torch.cat([rot, self.mirror @ rot]), torch.cat([t, t * t.new_tensor([-1.0, 1.0])])
 
     @torch.no_grad()
-    def _update_snr(self, x):
+    def _update_snr(self, x, shifts_px):
         if self.snr_stats[0] >= SNR_IMAGES:
             return
         x = x.float()
-        w = self.ring_w
-        w2 = (w ** 2).sum()
+        # The disc and the ring are centred on each particle, at -shift (the particle file's
+        # shifts; zero when it has none).
+        centre = -shifts_px.float() / (self.data_info.box / 2)
+        r = (self.grid2 - centre[:, None, None, :]).norm(dim=-1)
+        disc = r < NOISE_RING
+        w = self.window * ~disc
+        w2 = (w ** 2).sum((1, 2))
         mean = (x * w).sum((1, 2)) / w2
         noise = ((x - mean[:, None, None] * w) ** 2 * (w > 0)).sum((1, 2)) / w2
-        image = x[:, self.disc].var(1)
+        n_disc = disc.sum((1, 2))
+        image_mean = (x * disc).sum((1, 2)) / n_disc
+        image = ((x - image_mean[:, None, None]) ** 2 * disc).sum((1, 2)) / (n_disc - 1)
         self.snr_stats += torch.stack([torch.tensor(float(len(x))), image.sum().double().cpu(),
                                        noise.sum().double().cpu()]).to(self.snr_stats.device)
 
@@ -367,7 +429,8 @@ class HetACUMN(Method):
         """A CPP batch: (noisy windowed images (n, D, D), rotations, shifts px)."""
         d = self.data_info.box
         rot = random_rotations_torch(n, device)
-        m = self.config.cpp_max_shift * d
+        m = (self.config.cpp_max_shift if self.config.cpp_max_shift is not None
+             else DEFAULT_CPP_MAX_SHIFT) * d
         shift = (torch.rand(n, 2, device=device) * 2 - 1) * m
         if self.zdim == 0:
             z = torch.zeros(n, 0, device=device)
@@ -434,7 +497,7 @@ class HetACUMN(Method):
     # -- contract --------------------------------------------------------------------------------
     def training_step(self, batch):
         if self.training:
-            self._update_snr(batch["images"])
+            self._update_snr(batch["images"], batch["shifts_px"])
         loss, out, posterior = self._image_task(batch)
         if self.config.cpp:
             cpp_loss, cpp_out = self._cpp_task(batch, posterior)
