@@ -53,11 +53,12 @@ def cli(*args, env=None):
     subprocess.run(cmd, check=True, cwd=ROOT, env=env)
 
 
-def curve(run, data, threads):
-    """[(epoch, images seen, training seconds, pose errors)] of the kept checkpoints of ``run``."""
+def curve(run, data, threads, device="cpu", every=1):
+    """[(epoch, images seen, training seconds, pose errors, and |Spearman(PC1 of z, state)| when
+    the model has a latent)] of the kept checkpoints of ``run`` (every ``every``-th and the last)."""
     import torch
 
-    from flexplugin.engine.analysis.poses import pose_errors
+    from flexplugin.engine.analysis.poses import pose_errors, spearman_pc1
     from flexplugin.engine.methods import METHODS
     from flexplugin.engine.train import dataset_for, encode_dataset
     torch.set_num_threads(threads)
@@ -67,15 +68,22 @@ def curve(run, data, threads):
     truth_t = np.load(os.path.join(data, "shifts_A.npy")) / APIX
     rows, seen, seconds = [], 0, 0.0
     paths = sorted(glob.glob(os.path.join(run, "checkpoints", "epoch_*.pt")))
-    for path, m in zip(paths, epochs):
+    for i, (path, m) in enumerate(zip(paths, epochs)):
         seen += round(m["images_per_s"] * m["seconds"])
         seconds += m["seconds"]
-        model = METHODS["hetacumn"].from_checkpoint(path)
-        enc = encode_dataset(model, dataset_for(model, os.path.join(data, "particles.star")))
+        if (i + 1) % every and i + 1 < len(paths):
+            continue
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+        model = METHODS["hetacumn"].from_checkpoint(ck["model"]).to(device)
+        enc = encode_dataset(model, dataset_for(model, os.path.join(data, "particles.star")),
+                             device=device)
         e = pose_errors(enc["rotations"], truth_r, enc["shifts_A"] / APIX, truth_t)
-        rows.append(dict(epoch=int(os.path.basename(path)[6:9]), images=seen, seconds=round(seconds),
-                         rot_median=e["rot_median"], angle_median_deg=e["angle_median_deg"],
-                         shift_median_px2=e["shift_median"], mirrored=e["mirrored"]))
+        row = dict(epoch=int(os.path.basename(path)[6:9]), images=seen, seconds=round(seconds),
+                   rot_median=e["rot_median"], angle_median_deg=e["angle_median_deg"],
+                   shift_median_px2=e["shift_median"], mirrored=e["mirrored"])
+        if enc["z"].shape[1]:
+            row["spearman_pc1"] = spearman_pc1(enc["z"], np.load(os.path.join(data, "z_true.npy")))
+        rows.append(row)
     return rows
 
 
