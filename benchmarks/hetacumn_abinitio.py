@@ -15,6 +15,7 @@ the truth: median ||R - R_true||_F^2 after the global rotation (and hand) that a
 - ``pe_2pi``: random Fourier features sin(2 pi B k), B ~ N(0, (0.5 D/2)^2) (``--pe-sigma pi``);
 - ``imagenet_stem``: the ResNet's ImageNet stem (7x7 stride 2 and max pool) at D=32;
 - ``no_cpp``: without the auxiliary pose task;
+- ``uniformity``: the uniform-orientation prior on the predicted rotations at weight 1;
 - ``lr_3e-4``, ``lr_3e-3``: other learning rates.
 
 Appends one row per (variant, epoch) to OUT/curve.jsonl and prints the table. The issue's target:
@@ -42,6 +43,7 @@ VARIANTS = {
     "pe_2pi": ["--pe-sigma", str(0.5 * 2 * math.pi)],
     "imagenet_stem": ["--enc-stem", "imagenet"],
     "no_cpp": ["--no-cpp"],
+    "uniformity": ["--pose-uniformity", "1"],
     "lr_3e-4": ["--lr", "3e-4"],
     "lr_3e-3": ["--lr", "3e-3"],
 }
@@ -98,6 +100,7 @@ def main(argv=None):
     ap.add_argument("--base-args", default="--zdim 0 --enc-dim 16 --head-dim 64 --dec-dim 128 "
                     "--dec-layers 3 --lr 1e-3 --batch-size 32 --precision fp32",
                     help="`train hetacumn` options of every variant (one string)")
+    ap.add_argument("--train-args", default="", help="options added to every variant (one string)")
     ap.add_argument("--out", default=os.path.join(HERE, "out", "hetacumn_abinitio"))
     a = ap.parse_args(argv)
     os.makedirs(a.out, exist_ok=True)
@@ -111,7 +114,7 @@ def main(argv=None):
         t0 = time.time()
         cli("train", "hetacumn", "--particles", os.path.join(data, "particles.star"), "--out", run,
             "--epochs", a.epochs, "--seed", a.seed, "--threads", a.threads, "--log-every", 0,
-            "--keep-epochs", *shlex.split(a.base_args), *VARIANTS[name], env=env)
+            "--keep-epochs", *shlex.split(a.base_args), *shlex.split(a.train_args), *VARIANTS[name], env=env)
         print("%s: trained in %.0f s" % (name, time.time() - t0), flush=True)
         with open(os.path.join(a.out, "curve.jsonl"), "a") as f:
             for row in curve(run, data, a.threads):

@@ -12,7 +12,10 @@ Sets (the built-in hinge object, D=32, 3 Å/px, CTF, shifts, poses known), simul
 Both methods train on the same data with the same epochs, zdim, seed and threads: HetACUMN with
 ``--no-ignore-poses`` (the given poses refined, the decoder rendering at them for every epoch)
 and the CPU-sized architecture of ``--hetacumn-args``; cryoDRGN with ``--cryodrgn-args``.
-Scores: k-means ARI (as many clusters as states) and |Spearman(PC1 of z, state)|. The issue's
+``hetacumn_no_cpp`` is HetACUMN without the auxiliary task (the paper's -CPP ablation).
+Scores: k-means ARI (as many clusters as states), |Spearman(PC1 of z, state)| and for HetACUMN
+the entanglement E_entangle = E_pose + E_z [HA §4.4] of its refined poses and z (with
+``--perturb-deg`` the given poses carry errors for the refinement to remove). The issue's
 targets: two states ARI >= 0.9 where cryoDRGN reaches it, never below cryoDRGN; the motion
 Spearman at least cryoDRGN's at SNR 0.1 and >= 0.9 at SNR 1. Appends to OUT/results.jsonl.
 """
@@ -30,9 +33,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
-from flexplugin.engine.analysis.poses import spearman_pc1  # noqa: E402
+from flexplugin.engine.analysis.poses import entanglement, pose_errors, spearman_pc1  # noqa: E402
 
 BOX, APIX = 32, 3.0
+# Runs other than a method with its options: the method (the name's first part) with these added.
+VARIANTS = {"hetacumn_no_cpp": ["--no-cpp"]}
 
 
 def cli(*args, env=None):
@@ -69,24 +74,58 @@ def simulate(name, a, env):
     raise SystemExit("unknown set %r" % name)
 
 
-def score(z, labels, states):
+def score(out, data, states):
+    """ARI, |Spearman| and, for a method that refines poses, the entanglement of HetACUMN's
+    Section 4.4 (E_pose from the refined poses against the truth, E_z from z)."""
     from sklearn.cluster import KMeans
     from sklearn.metrics import adjusted_rand_score
+    z, labels = np.load(os.path.join(out, "z.npy")), np.load(os.path.join(data, "labels.npy"))
     pred = KMeans(states, n_init=10, random_state=0).fit_predict(z)
-    return dict(ari=float(adjusted_rand_score(labels, pred)), spearman_pc1=spearman_pc1(z, labels))
+    r = dict(ari=float(adjusted_rand_score(labels, pred)), spearman_pc1=spearman_pc1(z, labels))
+    if os.path.exists(os.path.join(out, "rotations.npy")):
+        e = pose_errors(np.load(os.path.join(out, "rotations.npy")), np.load(os.path.join(data, "rotations.npy")),
+                        np.load(os.path.join(out, "shifts_A.npy")) / APIX,
+                        np.load(os.path.join(data, "shifts_A.npy")) / APIX)
+        r.update(entanglement(z, labels, e["rot_median"], e["shift_median"], BOX),
+                 rot_median=e["rot_median"], shift_median_px2=e["shift_median"])
+    return r
 
 
-def run(method, extra, name, a, data, states, env):
-    out = os.path.join(a.out, name, method)
+def given_star(data, perturb_deg, seed):
+    """The star the methods train on: the simulation's, or its poses with errors of
+    ``perturb_deg`` degrees (standard deviation per rotation-vector component) and 1 px."""
+    if not perturb_deg:
+        return os.path.join(data, "particles.star")
+    from dataclasses import replace
+
+    from flexplugin.engine.geometry import so3
+    from flexplugin.engine.io import read_particles, write_star
+    path = os.path.join(data, "particles_perturbed_%g.star" % perturb_deg)
+    if not os.path.exists(path):
+        table = read_particles(os.path.join(data, "particles.star"))
+        rng = np.random.default_rng(seed)
+        n = len(table.rotations)
+        noise = so3.axis_angle_to_matrix(rng.normal(scale=np.radians(perturb_deg), size=(n, 3)))
+        write_star(path, replace(table, rotations=noise @ table.rotations,
+                                 shifts_A=table.shifts_A + rng.normal(scale=APIX, size=(n, 2))))
+    return path
+
+
+def run(variant, name, a, data, states, env):
+    method = variant.split("_")[0]
+    extra = a.method_args[method] + VARIANTS.get(variant, [])
+    out = os.path.join(a.out, name, variant)
     t0 = time.time()
-    cli("train", method, "--particles", os.path.join(data, "particles.star"), "--out", out,
+    cli("train", method, "--particles", given_star(data, a.perturb_deg, a.seed), "--out", out,
         "--epochs", a.epochs, "--seed", a.seed, "--threads", a.threads, "--log-every", 0,
         "--zdim", a.zdim, *extra, env=env)
-    r = score(np.load(os.path.join(out, "z.npy")), np.load(os.path.join(data, "labels.npy")), states)
-    r.update(set=name, method=method, epochs=a.epochs, n=a.n, zdim=a.zdim, seed=a.seed,
+    r = score(out, data, states)
+    r.update(set=name, method=variant, perturb_deg=a.perturb_deg, epochs=a.epochs, n=a.n, zdim=a.zdim, seed=a.seed,
              seconds=round(time.time() - t0), args=" ".join(map(str, extra)))
-    print("%-11s %-9s ARI %.3f  |Spearman(PC1, state)| %.3f  (%d s)"
-          % (name, method, r["ari"], r["spearman_pc1"], r["seconds"]), flush=True)
+    print("%-11s %-16s ARI %.3f  |Spearman(PC1, state)| %.3f%s  (%d s)"
+          % (name, variant, r["ari"], r["spearman_pc1"],
+             "  E_pose %.4f E_z %.4f E_entangle %.4f" % (r["E_pose"], r["E_z"], r["E_entangle"])
+             if "E_z" in r else "", r["seconds"]), flush=True)
     with open(os.path.join(a.out, "results.jsonl"), "a") as f:
         f.write(json.dumps(r) + "\n")
     return r
@@ -95,12 +134,15 @@ def run(method, extra, name, a, data, states, env):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sets", nargs="+", default=["two_state", "motion_snr1", "motion_snr0.1"])
-    ap.add_argument("--methods", nargs="+", default=["hetacumn", "cryodrgn"])
+    ap.add_argument("--methods", nargs="+", default=["hetacumn", "cryodrgn"],
+                    choices=["hetacumn", "cryodrgn", *VARIANTS])
     ap.add_argument("--n", type=int, default=3000)
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--zdim", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--perturb-deg", type=float, default=0.0,
+                    help="train on the poses with errors of this many degrees per axis (and 1 px)")
     ap.add_argument("--hetacumn-args", default="--no-ignore-poses --given-pose-epochs 1000 --fch-epochs 0 "
                     "--enc-dim 16 --head-dim 64 --dec-dim 128 --dec-layers 3 --lr 1e-3 --batch-size 32",
                     help="`train hetacumn` options (one string)")
@@ -110,11 +152,11 @@ def main(argv=None):
     a = ap.parse_args(argv)
     os.makedirs(a.out, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), MKL_NUM_THREADS=str(a.threads))
-    args = {"hetacumn": shlex.split(a.hetacumn_args), "cryodrgn": shlex.split(a.cryodrgn_args)}
+    a.method_args = {"hetacumn": shlex.split(a.hetacumn_args), "cryodrgn": shlex.split(a.cryodrgn_args)}
     for name in a.sets:
         data, states = simulate(name, a, env)
-        for method in a.methods:
-            run(method, args.get(method, []), name, a, data, states, env)
+        for variant in a.methods:
+            run(variant, name, a, data, states, env)
 
 
 if __name__ == "__main__":

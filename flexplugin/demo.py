@@ -34,8 +34,9 @@ SETTINGS = {
                      train=dict(zDim=2, encDim=128, decDim=128, learningRate=1e-3, batchSize=16)),
     # with its focus: a consensus map as reference and a soft sphere around the moving arm
     "hetsiren": dict(epochs=15, train=dict(zDim=4, learningRate=3e-4, batchSize=16)),
-    # ab initio poses: the slowest per image; fewer particles and a 24 px training box
-    "hetacumn": dict(epochs=8, n=600, train=dict(zDim=2, frozenEpochs=4, batchSize=32, boxSize=24)),
+    # the simulated poses refined (ab initio pose learning needs far more images than a demo)
+    "hetacumn": dict(epochs=8, train=dict(zDim=2, useInputPoses=True, frozenEpochs=0, encoderWidth=16,
+                                          learningRate=1e-3, batchSize=32)),
     "cryosphere": dict(epochs=15, train=dict(zDim=2, numSegments=4, numStructures=4,
                                              learningRate=1e-3, batchSize=16)),
 }

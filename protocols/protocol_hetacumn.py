@@ -14,12 +14,14 @@ class ProtFlexHetAcumn(ProtFlexTrainBase):
     _method = "hetacumn"
     _requiresAlignment = False
     _methodOptions = {"useInputPoses": "--no-ignore-poses", "frozenEpochs": "--fch-epochs",
-                      "auxiliaryTask": "--cpp", "learningRate": "--lr"}
+                      "auxiliaryTask": "--cpp", "learningRate": "--lr", "encoderWidth": "--enc-dim"}
 
     def _defineMethodParams(self, form):
         form.addParam("useInputPoses", params.BooleanParam, default=False, label="Start from the input poses?",
                       help="No (default): ab initio, the input alignment is ignored. Yes: the encoder "
-                           "starts from the particles' angles and shifts and refines them.")
+                           "starts from the particles' angles and shifts and refines them; on a CPU "
+                           "this is the mode that recovers conformations within hours (ab initio "
+                           "pose learning needs far more images).")
         form.addParam("frozenEpochs", params.IntParam, default=50, validators=[params.GE(0)],
                       label="Epochs before conformation",
                       help="Epochs during which the conformation head is frozen (z from the prior) "
@@ -29,6 +31,10 @@ class ProtFlexHetAcumn(ProtFlexTrainBase):
                       help="The conditional pose prediction task that disentangles pose from conformation.")
         form.addParam("learningRate", params.FloatParam, default=1.5e-4, validators=[params.Positive],
                       expertLevel=params.LEVEL_ADVANCED, label="Learning rate", help="Adam (paper: 1.5e-4).")
+        form.addParam("encoderWidth", params.IntParam, default=64, validators=[params.GE(4)],
+                      expertLevel=params.LEVEL_ADVANCED, label="Encoder width",
+                      help="Channels of the ResNet-18 encoder's first stage (paper: 64; the later stages "
+                           "have 2, 4 and 8 times as many). 16 trains several times faster on a CPU.")
 
     def _validate(self):
         errors = ProtFlexTrainBase._validate(self)
