@@ -44,10 +44,32 @@ from .methods.base import autocast_mode, cpu_has_bf16  # noqa: F401 (part of thi
 CHECKPOINT = "checkpoint.pt"
 
 
-def _device(name):
+def _device(name, log=print):
+    """The torch device of ``--device``: "auto" is the first GPU when CUDA works, else the CPU (said
+    in the log); a GPU asked for by name that this machine cannot use is an InputError."""
     if name in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        log("train: device auto -> cpu (%s)" % _no_cuda_reason())
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError("--device", "%r is not a device (auto, cpu, cuda, cuda:1, ...)" % name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError("--device", "%s was asked for, but %s: use --device cpu (or auto)"
+                             % (name, _no_cuda_reason()))
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise InputError("--device", "%s was asked for, but this machine has %d CUDA device(s)"
+                             % (name, torch.cuda.device_count()))
+    return device
+
+
+def _no_cuda_reason():
+    if torch.version.cuda is None:
+        return "this torch (%s) is built without CUDA" % torch.__version__
+    return "no CUDA device is visible (CUDA_VISIBLE_DEVICES=%s)" % os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
 
 
 def _adam(model, cfg):
@@ -182,7 +204,7 @@ def train(method, particles, out, epochs, config=None, box=None, seed=0, resume=
     if threads:
         torch.set_num_threads(threads)
     os.makedirs(out, exist_ok=True)
-    device = _device(device)
+    device = _device(device, log)
     if not ddp and int(os.environ.get("WORLD_SIZE", 1)) > 1:
         raise ValueError("started by torchrun with %s processes: add --ddp (or run one process)"
                          % os.environ["WORLD_SIZE"])

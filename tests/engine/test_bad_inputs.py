@@ -283,6 +283,17 @@ def bad_precision(d):
     return _train(_star(d), "--precision", "fp8"), "--precision", r"must be auto, fp32 or bf16"
 
 
+def gpu_that_is_not_there(d):
+    # a CUDA device beyond those of the machine (any machine: this torch may have none)
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return (_train(_star(d), "--device", "cuda:%d" % (n + 7)), "--device",
+            r"cuda:\d+ was asked for, but (this torch .* without CUDA|no CUDA device|this machine has)")
+
+
+def not_a_device(d):
+    return _train(_star(d), "--device", "gpu"), "--device", r"'gpu' is not a device"
+
+
 def bad_method_option(d):
     return (_train(_star(d), "--loss", "huber", method="hetsiren"), "train hetsiren",
             r"--loss must be mse or corr")
@@ -349,7 +360,7 @@ FAULTS = [truncated_mrc, wrong_mode_mrc, not_an_mrc, star_missing_image_name, st
           mask_of_another_pixel_size, empty_mask, reference_of_another_box,
           reference_of_another_pixel_size, reference_not_a_volume,
           model_without_c_alpha, model_unreadable, model_outside_the_box, negative_zdim, zero_epochs,
-          odd_box, zero_batch, bad_precision, bad_method_option, passthrough_with_a_star,
+          odd_box, zero_batch, bad_precision, gpu_that_is_not_there, not_a_device, bad_method_option, passthrough_with_a_star,
           damaged_checkpoint_on_resume, checkpoint_of_another_method, resume_with_fewer_particles,
           damaged_model, missing_model, latent_points_of_another_size, latent_file_with_pickle]
 
