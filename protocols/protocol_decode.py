@@ -4,7 +4,9 @@ import os
 import numpy as np
 import pyworkflow.protocol.params as params
 
-from .protocol_model_base import ProtFlexModelBase, flexZ, readIds
+from flexplugin.selection import read_ids
+
+from .protocol_model_base import ProtFlexModelBase, flexZ
 
 SOURCES = ["typed points", "file of points", "particle selection"]
 
@@ -54,7 +56,7 @@ class ProtFlexDecode(ProtFlexModelBase):
             path = self.zFile.get()
             return np.load(path) if path.endswith(".npy") else np.loadtxt(path, ndmin=2)
         ids, z = flexZ(self._flexSet())
-        wanted = set(readIds(self.selectionFile.get()))
+        wanted = set(read_ids(self.selectionFile.get()))
         return z[np.isin(ids, list(wanted))].mean(0, keepdims=True)
 
     def writePointsStep(self):

@@ -24,24 +24,6 @@ def flexZ(flexSet):
     return np.array(ids, dtype=np.int64), np.array(zs, dtype=np.float64).reshape(len(zs), -1)
 
 
-def readIds(path):
-    """Particle ids from a selection file (one id per line, or separated by spaces/commas;
-    lines starting with # are comments)."""
-    ids = []
-    with open(path) as f:
-        for line in f:
-            line = line.split("#", 1)[0].replace(",", " ")
-            ids.extend(int(v) for v in line.split())
-    return ids
-
-
-def writeIds(path, ids, comment=None):
-    with open(path, "w") as f:
-        if comment:
-            f.write("# %s\n" % comment)
-        f.write("\n".join(str(int(i)) for i in ids) + "\n")
-
-
 class ProtFlexModelBase(ProtFlexEngineBase, ProtFlexBase):
     """Base of the protocols using a trained model (not runnable)."""
     _label = None

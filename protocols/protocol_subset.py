@@ -1,7 +1,9 @@
 """ProtFlexSubset: particles chosen on the landscape, back into the workflow."""
 import pyworkflow.protocol.params as params
 
-from .protocol_model_base import ProtFlexModelBase, readIds, writeIds
+from flexplugin.selection import read_ids, write_ids
+
+from .protocol_model_base import ProtFlexModelBase
 
 SOURCES = ["clusters", "particle selection"]
 
@@ -45,7 +47,7 @@ class ProtFlexSubset(ProtFlexModelBase):
 
     def _wantedIds(self):
         if SOURCES[self.source.get()] == "particle selection":
-            return set(readIds(self.selectionFile.get()))
+            return set(read_ids(self.selectionFile.get()))
         wanted = set()
         for classId in self._classIds():
             cls = self.inputClasses.get()[classId]
@@ -62,8 +64,8 @@ class ProtFlexSubset(ProtFlexModelBase):
         for particle in inputSet.iterItems(orderBy="id"):
             if particle.getObjId() in wanted:
                 subset.append(particle.clone())
-        writeIds(self._getExtraPath("selection.txt"), [p.getObjId() for p in subset.iterItems()],
-                 comment=self.subsetName.get() or None)
+        write_ids(self._getExtraPath("selection.txt"), [p.getObjId() for p in subset.iterItems()],
+                  self.subsetName.get() or None)
         self._defineOutputs(outputParticles=subset)
         self._defineSourceRelation(self.inputParticles, subset)
 
@@ -75,7 +77,7 @@ class ProtFlexSubset(ProtFlexModelBase):
         if SOURCES[self.source.get()] == "particle selection":
             path = self.selectionFile.get()
             try:
-                ids = readIds(path)
+                ids = read_ids(path)
             except (OSError, TypeError, ValueError) as exc:
                 return ["Cannot read the particle selection %s (%s)." % (path, exc)]
             if not ids:

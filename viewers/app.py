@@ -23,6 +23,8 @@ import time
 
 import numpy as np
 
+from flexplugin.selection import write_ids
+
 
 # ------------------------------------------------------------------------------- project data
 def load_project(path):
@@ -93,8 +95,7 @@ def subset_launcher(project, prot, outputName, folder):
     def launch(ids, name):
         from flexplugin.protocols import ProtFlexSubset
         path = selection_path(folder, name)
-        with open(path, "w") as f:
-            f.write("# %s\n" % (name or "selection") + "\n".join(str(int(i)) for i in ids) + "\n")
+        write_ids(path, ids, name or "selection")
         subset = project.newProtocol(ProtFlexSubset, source=1, selectionFile=path,
                                      subsetName=name or "", objLabel="subset %s" % (name or len(ids)))
         subset.inputParticles.set(prot)

@@ -17,6 +17,8 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt5 import QtCore, QtGui, QtWidgets
 
+from flexplugin.selection import read_ids, write_ids
+
 from .volume_window import VolumeView
 
 __all__ = ["LandscapeWindow"]
@@ -703,22 +705,17 @@ class LandscapeWindow(QtWidgets.QMainWindow):
         """Ids of the selected particles (in particle order)."""
         return self.ids[self.selected]
 
-    def save_selection(self, path):
-        """Write the selected ids to a text file, one per line; returns the count."""
+    def save_selection(self, path, name=None):
+        """Write the selected ids to a selection file (``flexplugin.selection``); returns the count."""
         ids = self.selected_ids()
-        with open(path, "w") as f:
-            for i in ids:
-                f.write("%s\n" % i)
+        write_ids(path, ids, name)
         self.statusBar().showMessage("Saved %d particle ids to %s" % (len(ids), path), 5000)
         return len(ids)
 
     def load_selection(self, path):
-        """Select the ids listed in a text file (one per line, as written by save_selection)."""
-        with open(path) as f:
-            tokens = [t.strip() for t in f.read().split() if t.strip() and not t.startswith("#")]
-        kind = self.ids.dtype.kind
-        values = np.array(tokens).astype(self.ids.dtype) if kind in "iuf" else np.array(tokens)
-        return self.set_selection(values)
+        """Select the ids listed in a selection file (``flexplugin.selection``: the protocols',
+        the subset launcher's or save_selection's)."""
+        return self.set_selection(np.array(read_ids(path), dtype=self.ids.dtype))
 
     def create_subset(self, name=None):
         """Call ``on_subset(ids, name)`` with the selection; returns the ids (None if empty)."""

@@ -168,6 +168,12 @@ def test_landscape_selections_and_subset(qapp, tmp_path):
     assert len(win.selected_ids()) == 0 and win.create_subset() is None
     win.load_selection(str(out))
     assert list(win.selected_ids()) == list(sel)
+    # a selection written with a name line, as the subset launcher and the protocols write them
+    from flexplugin.selection import write_ids
+    named = tmp_path / "named.txt"
+    write_ids(named, expected[:3], "my subset, 3 particles")
+    win.load_selection(str(named))
+    assert list(win.selected_ids()) == expected[:3]
     win.select_in_polygon([(4.6, 4.6), (9.4, 4.6), (9.4, 9.4), (7.0, 6.0), (4.6, 9.4)])
     _screenshot(win, "landscape_selection")
     win.close()
