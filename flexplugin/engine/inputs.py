@@ -37,7 +37,8 @@ def load_map(path, box, apix, train_box, kind):
     return fourier_crop_3d(torch.from_numpy(vol).double(), train_box).float()
 
 
-def load_inputs(method_cls, table, train_box, mask=None, reference=None, atomic_model=None):
+def load_inputs(method_cls, table, train_box, mask=None, reference=None, atomic_model=None,
+                log=print):
     """Read the optional inputs ``method_cls`` takes -> (dict of tensors, dict of absolute paths)."""
     import os
     given = dict(mask=mask, reference=reference, atomic_model=atomic_model)
@@ -64,6 +65,11 @@ def load_inputs(method_cls, table, train_box, mask=None, reference=None, atomic_
     if atomic_model:
         from .io.structure import read_structure
         st = read_structure(atomic_model)
+        chains = sorted(set(st.chains))
+        log("atomic model: %d residues (%d chains: %s)%s" % (
+            len(st.names), len(chains), " ".join(chains[:12]) + (" ..." if len(chains) > 12 else ""),
+            "; left out %d atoms (%.0f electrons) of ligands, waters and ions" % st.left_out
+            if st.left_out[0] else ""))
         tensors["atomic_model"] = {
             "coords": torch.as_tensor(st.coords[0], dtype=torch.float32),
             "electrons": torch.as_tensor(st.electrons, dtype=torch.float32),

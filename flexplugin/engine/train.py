@@ -247,7 +247,7 @@ def train(method, particles, out, epochs, config=None, box=None, seed=0, resume=
         data = ParticleDataset(table, box=box, invert=invert, window=window,
                                needs_poses=cls.needs_poses)
         inputs, paths = load_inputs(cls, table, data.box, mask=mask, reference=reference,
-                                    atomic_model=atomic_model)
+                                    atomic_model=atomic_model, log=log)
         scale = data.estimate_scale(seed=seed)
         if not (np.isfinite(scale) and scale > 0):
             raise InputError(table.source, "the images hold NaN or infinite values, or are all "

@@ -1,11 +1,11 @@
 """Atomic models as they come from the PDB and from modelling programs: full-atom PDB and mmCIF
-files (ligands, ions, waters, alternate locations), read as one pseudo-atom per amino-acid residue
-at its C-alpha."""
+files (ligands, ions, waters, alternate locations), MD-style PDBs, nucleic acids; read as one
+pseudo-atom per amino acid (at its C-alpha) or nucleotide (at its C4')."""
 import numpy as np
 import pytest
 
 from flexplugin.engine.errors import InputError
-from flexplugin.engine.io.structure import RESIDUE_ELECTRONS, read_structure
+from flexplugin.engine.io.structure import NUCLEOTIDE_ELECTRONS, RESIDUE_ELECTRONS, read_structure
 
 # Two residues of chain A, a calcium ion whose atom is also named "CA" (element Ca, not a
 # C-alpha), and a water; the second residue's C-alpha has two alternate locations.
@@ -96,5 +96,56 @@ def test_pdb_and_mmcif_of_one_model_agree(tmp_path):
 def test_a_model_without_amino_acids_is_refused(tmp_path):
     path = tmp_path / "ions.pdb"
     path.write_text("".join(line + "\n" for line in PDB.splitlines() if "HETATM" in line) + "END\n")
-    with pytest.raises(InputError, match="ions.pdb.*no C-alpha"):
+    with pytest.raises(InputError, match="ions.pdb.*no amino-acid or nucleotide residues"):
         read_structure(path)
+
+
+def _md_line(serial, name, resname, resseq, xyz, segment, chain=" "):
+    """A PDB ATOM line as CHARMM/NAMD/MDAnalysis write it: the name from column 13, a segment id,
+    no element column."""
+    return ("ATOM  %5d %-4s %3s %1s%4d    %8.3f%8.3f%8.3f%6.2f%6.2f      %-4s"
+            % (serial, name, resname, chain, resseq, *xyz, 1.0, 0.0, segment))
+
+
+def test_md_style_pdb_keeps_its_c_alphas_and_segments(tmp_path):
+    """Names from column 13 without an element column (gemmi reads "CA" there as calcium), a
+    blank chain id and the segment ids PROA / PROB: every residue kept, chains from the segments."""
+    lines, serial = [], 1
+    for seg, start in (("PROA", 0.0), ("PROB", 20.0)):
+        for i, res in enumerate(("MET", "GLY", "LYS")):
+            for name, dx in (("N", 0.0), ("CA", 1.0), ("C", 2.0), ("O", 2.5), ("HA", 1.2)):
+                lines.append(_md_line(serial, name, res, i + 1, (start + 4 * i + dx, 0.0, 0.0), seg))
+                serial += 1
+    path = tmp_path / "md.pdb"
+    path.write_text("\n".join(lines + ["END"]) + "\n")
+    st = read_structure(path)
+    assert st.names == ["MET", "GLY", "LYS"] * 2
+    assert st.chains == ["PROA"] * 3 + ["PROB"] * 3
+    assert np.allclose(st.coords[0][:, 0], [1, 5, 9, 21, 25, 29])
+    assert list(st.electrons) == [RESIDUE_ELECTRONS[r] for r in ("MET", "GLY", "LYS")] * 2
+
+
+def test_protein_and_rna_with_a_ligand(tmp_path):
+    """Nucleotides are one pseudo-atom each at C4' (weighted by their electrons), beside the amino
+    acids; the ligand and the water are left out and counted."""
+    lines, serial = [], 1
+    for i, res in enumerate(("ALA", "SER")):
+        for name, el, dx in (("N", "N", 0.0), ("CA", "C", 1.0), ("C", "C", 2.0)):
+            lines.append("ATOM  %5d  %-3s %3s A%4d    %8.3f%8.3f%8.3f  1.00  0.00          %2s"
+                         % (serial, name, res, i + 1, 4 * i + dx, 0.0, 0.0, el))
+            serial += 1
+    for i, res in enumerate(("  G", "  U", "  A")):
+        for name, el, dz in (("P", "P", 0.0), ("C4'", "C", 1.0), ("N1", "N", 2.0)):
+            lines.append("ATOM  %5d  %-3s %3s R%4d    %8.3f%8.3f%8.3f  1.00  0.00          %2s"
+                         % (serial, name, res, i + 1, 0.0, 6 * i, dz, el))
+            serial += 1
+    lines.append("HETATM%5d  C1  LIG A 301      30.000  30.000  30.000  1.00  0.00           C" % serial)
+    lines.append("HETATM%5d  O1  LIG A 301      31.000  30.000  30.000  1.00  0.00           O" % (serial + 1))
+    lines.append("HETATM%5d  O   HOH A 401      40.000  40.000  40.000  1.00  0.00           O" % (serial + 2))
+    path = tmp_path / "protein_rna.pdb"
+    path.write_text("\n".join(lines + ["END"]) + "\n")
+    st = read_structure(path)
+    assert st.names == ["ALA", "SER", "G", "U", "A"] and st.chains == ["A", "A", "R", "R", "R"]
+    assert np.allclose(st.coords[0][2:], [[0, 0, 1], [0, 6, 1], [0, 12, 1]])
+    assert list(st.electrons[2:]) == [NUCLEOTIDE_ELECTRONS[n] for n in ("G", "U", "A")]
+    assert st.left_out == (3, 6 + 8 + 8)
