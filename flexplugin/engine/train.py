@@ -215,6 +215,8 @@ def train(method, particles, out, epochs, config=None, box=None, seed=0, resume=
     if epochs < 1:
         raise InputError("--epochs", "must be at least 1 (got %d)" % epochs)
     table = read_particles(particles, datadir=datadir, passthrough=passthrough)
+    for note in table.notes:
+        log("train: note: %s" % note)
     gen = torch.Generator()
     if rank == 0:
         _remove_stale_temporaries(out)

@@ -66,7 +66,7 @@ def test_index_out_of_range(tmp_path):
 def test_box_mismatch(tmp_path):
     path = _dataset(tmp_path)
     _stack(tmp_path / "b.mrcs", 10, box=10)
-    with pytest.raises(InputError, match=r"b\.mrcs: image size 10 x 10 differs from the box size 8"):
+    with pytest.raises(InputError, match=r"b\.mrcs: image size 10 x 10 differs from the 8 px images of .*a\.mrcs"):
         check_particles(path)
 
 
@@ -111,3 +111,20 @@ def test_zero_particles(tmp_path):
     path.write_text(text[:text.index("000001@")])
     with pytest.raises(InputError, match=r"particles\.star: zero particles"):
         check_particles(path)
+
+
+def test_stacks_rescaled_after_the_star_was_written(tmp_path, capsys):
+    """The star says 8 px at 2 Å (rlnImageSize, rlnImagePixelSize); the stacks were rescaled to
+    4 px (cryoDRGN's downsample): read at 4 px, 4 Å/px, with one note in check and train."""
+    from cli_helpers import run_cli
+    path = _dataset(tmp_path)
+    _stack(tmp_path / "a.mrcs", 20, box=4)
+    _stack(tmp_path / "b.mrcs", 10, box=4)
+    report = check_particles(path)
+    assert report["box"] == 4 and report["apix"] == pytest.approx(4.0)
+    assert len(report["notes"]) == 1
+    assert "rlnImageSize is 8 but the stacks hold 4 x 4 images" in report["notes"][0]
+    assert "pixel size 2 -> 4 Å" in format_report(report)
+    assert run_cli("train", "cryodrgn", "--particles", path, "--out", tmp_path / "run", "--epochs", 1,
+                   "--zdim", 1, "--enc-dim", 8, "--dec-dim", 8, "--threads", 1) == 0
+    assert "note: " in capsys.readouterr().out

@@ -96,7 +96,7 @@ def test_pdb_and_mmcif_of_one_model_agree(tmp_path):
 def test_a_model_without_amino_acids_is_refused(tmp_path):
     path = tmp_path / "ions.pdb"
     path.write_text("".join(line + "\n" for line in PDB.splitlines() if "HETATM" in line) + "END\n")
-    with pytest.raises(InputError, match="ions.pdb.*no amino-acid or nucleotide residues"):
+    with pytest.raises(InputError, match="ions.pdb.*no C-alpha atoms of amino acids nor C4. atoms"):
         read_structure(path)
 
 

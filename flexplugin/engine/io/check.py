@@ -51,7 +51,7 @@ def check_particles(path, datadir=None, scan_images=True, passthrough=None, chun
     groups = [] if table.optics_group is None else sorted(int(g) for g in np.unique(table.optics_group))
     return dict(path=table.source, n=n, box=int(table.box), apix=float(table.apix), optics_groups=groups,
                 has_ctf=table.has_ctf, has_poses=table.has_poses, stacks=len(table.stacks),
-                images_scanned=bool(scan_images))
+                images_scanned=bool(scan_images), notes=list(table.notes))
 
 
 def format_report(report):
@@ -67,4 +67,4 @@ def format_report(report):
         "  CTF:           %s" % ("yes" if report["has_ctf"] else "no"),
         "  poses:         %s" % ("yes" if report["has_poses"] else "no"),
         "  images:        %s" % ("all finite" if report["images_scanned"] else "not scanned"),
-    ])
+    ] + ["  note: %s" % note for note in report.get("notes", [])])

@@ -292,9 +292,11 @@ class ImageSource:
         if s.ny != s.nx:
             raise InputError(s.path, "images are not square (%d x %d pixels)" % (s.nx, s.ny))
         if s.nx != self.table.box:
-            raise InputError(s.path, "image size %d x %d differs from the box size %d of the "
-                             "other stacks of %s" % (s.nx, s.ny, self.table.box,
-                                                     self.table.source or "this particle set"))
+            first = self.table.stacks[0]
+            raise InputError(s.path, "image size %d x %d differs from the %d px images of %s "
+                             "(the first stack of %s): all stacks of a set must have one size"
+                             % (s.nx, s.ny, self.table.box, first,
+                                self.table.source or "this particle set"))
         self._open[k] = s
         while len(self._open) > self.max_open:
             self._open.popitem(last=False)

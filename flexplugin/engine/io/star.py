@@ -167,8 +167,16 @@ def read_star_particles(path, datadir=None):
     if cols.has("rlnImageSize"):
         box = int(_one_value(_ints(cols.strings("rlnImageSize"), "rlnImageSize", path),
                              "rlnImageSize", path, "image size"))
+    notes = []
+    _, _, nx, header_apix = stack_info(stacks[0])
+    if box is not None and nx != box and apix is not None:
+        # Stacks rescaled after the star was written (cryoDRGN's downsample, for one): the images
+        # are what they are; the pixel size scales with them (the field of view is the same).
+        notes.append("%s: rlnImageSize is %d but the stacks hold %d x %d images (rescaled after the "
+                     "star was written?): reading them at %d px, pixel size %.4g -> %.4g Å"
+                     % (path, box, nx, nx, nx, apix, apix * box / nx))
+        apix, box = apix * box / nx, nx
     if apix is None or box is None:
-        _, _, nx, header_apix = stack_info(stacks[0])
         box = nx if box is None else box
         if apix is None and header_apix <= 0:
             raise InputError(path, "no pixel size (no rlnImagePixelSize column and none in the "
@@ -195,7 +203,7 @@ def read_star_particles(path, datadir=None):
     extra = {c: np.array(v, dtype=str) for c, v in loop.items() if c not in cols.used}
     return ParticleTable(stacks=stacks, stack_id=stack_id, index=index, apix=float(apix), box=box,
                          rotations=rotations, shifts_A=shifts, ctf=ctf, optics_group=groups,
-                         source=path, extra=extra, optics=optics)
+                         source=path, extra=extra, optics=optics, notes=notes)
 
 
 def _fmt(values):

@@ -93,8 +93,8 @@ def read_structure(path):
         models.append(rows)
         left_out = left_out or tuple(skipped)
     if not models or not models[0]:
-        raise InputError(path, "the atomic model has no amino-acid or nucleotide residues (one "
-                               "pseudo-atom per residue is placed at its C-alpha or C4')")
+        raise InputError(path, "the atomic model has no C-alpha atoms of amino acids nor C4' atoms "
+                               "of nucleotides (one pseudo-atom per residue is placed there)")
     ref = [r[:3] for r in models[0]]
     for i, rows in enumerate(models[1:], start=2):
         if [r[:3] for r in rows] != ref:

@@ -33,6 +33,8 @@ class ParticleTable:
     # Columns we do not interpret, kept so a read -> write round trip keeps every field.
     extra: Dict[str, np.ndarray] = field(default_factory=dict)          # per particle (str arrays)
     optics: List[Dict[str, str]] = field(default_factory=list)          # raw optics rows
+    # What the reader changed or assumed, for the user (one line each; train and check print them).
+    notes: List[str] = field(default_factory=list)
 
     def __len__(self):
         return len(self.index)
