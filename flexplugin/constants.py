@@ -20,3 +20,4 @@ Z_FILE = "z.npy"
 ROTATIONS_FILE = "rotations.npy"  # optional (methods estimating poses): (N,3,3) RELION matrices
 SHIFTS_FILE = "shifts_A.npy"      # optional: (N,2) shifts in Å, rlnOriginX/YAngst
 CONSENSUS_MAP = "consensus.mrc"
+CONFIG_JSON = "config.json"       # the training run: method, configuration, data, device

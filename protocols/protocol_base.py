@@ -13,6 +13,7 @@ class ProtFlexEngineBase(EMProtocol):
     """Base of the protocols running ``flexplugin <command>`` on a set of particles (not runnable)."""
     _label = None                     # base class: not offered in the GUI
     _requiresAlignment = True         # the input particles must carry projection alignment
+    _trainsOnGpu = False              # the form offers the CPU fall-back choice (training protocols)
 
     # ------------------------------------------------------------------------- form
     def _defineGpuParams(self, form):
@@ -20,6 +21,12 @@ class ProtFlexEngineBase(EMProtocol):
                        help="Run the engine on GPUs (CPU otherwise).")
         form.addHidden(params.GPU_LIST, params.StringParam, default="0", label="GPU IDs",
                        help="GPUs given to the engine (CUDA_VISIBLE_DEVICES), e.g. 0 or 0,1.")
+        if self._trainsOnGpu:
+            form.addParam("cpuFallback", params.BooleanParam, default=True,
+                          label="Use the CPU if no GPU is available?",
+                          help="With 'Use GPU' and no working GPU (no CUDA device, or a torch built "
+                               "without CUDA): Yes trains on the CPU (much slower; the log and the "
+                               "summary say so); No stops the run with an error naming the problem.")
 
     def _defineParticlesParam(self, form):
         form.addParam("inputParticles", params.PointerParam, pointerClass="SetOfParticles",

@@ -24,7 +24,7 @@ from pwem.objects.data_flexhub import VolumeFlex
 from pwem.protocols.protocol_base_flexhub import ProtFlexBase
 from pyworkflow.protocol.constants import MODE_RESUME
 
-from flexplugin.constants import CONSENSUS_MAP, Z_FILE
+from flexplugin.constants import CONFIG_JSON, CONSENSUS_MAP, Z_FILE
 from flexplugin.convert import fillFlexParticles, loadPoses
 
 from .protocol_base import ProtFlexEngineBase
@@ -46,6 +46,7 @@ class ProtFlexTrainBase(ProtFlexEngineBase, ProtFlexBase):
     """Base of the training protocols (not runnable: subclasses set ``_label`` and ``_method``)."""
     _label = None
     _method = None          # engine method name (flexplugin train <method>)
+    _trainsOnGpu = True     # the form offers the CPU fall-back choice
     _methodOptions = {}     # form parameter name -> engine option (a boolean gives --x / --no-x)
     _defaultZdim = 8        # the method paper's latent dimension
     _optionalInputs = ()    # optional inputs the method takes (keys of INPUT_PARAMS)
@@ -142,6 +143,8 @@ class ProtFlexTrainBase(ProtFlexEngineBase, ProtFlexBase):
             args += [INPUT_PARAMS[key][2], os.path.abspath(obj.getFileName())]
         if self._isContinued():
             args.append("--resume")
+        if self.useGpu and not self.cpuFallback:
+            args += ["--device", "cuda"]     # the engine stops with one clear line without CUDA
         return args + self._methodArgs()
 
     def trainStep(self, epochs):
@@ -194,11 +197,29 @@ class ProtFlexTrainBase(ProtFlexEngineBase, ProtFlexBase):
         return errors
 
     def _summary(self):
-        summary = [self._inputSummary(), "Method: %s, latent dimension %d, %d epochs, box %s."
-                   % (self._method, self.zDim.get(), self.numEpochs.get(), self.boxSize.get() or "full")]
+        epochs = self.numEpochs.get()
+        box = ("training box %d px" % self.boxSize.get() if self.boxSize.get()
+               else "at the particles' own box")
+        summary = [self._inputSummary(), "Method: %s, latent dimension %d, %d epoch%s, %s."
+                   % (self._method, self.zDim.get(), epochs, "" if epochs == 1 else "s", box)]
+        device = self._trainedDevice()
+        if device:
+            summary.append("Trained on %s." % device)
+            if self.useGpu and device == "cpu":
+                summary.append("WARNING: a GPU was asked for (Use GPU: Yes) but none was available to "
+                               "the engine, so it trained on the CPU (see the log).")
         if self.hasAttribute("outputParticles"):
             summary.append("Latent vectors of %d particles registered." % self.outputParticles.getSize())
         return summary
+
+    def _trainedDevice(self):
+        """The device the engine trained on ("cpu", "cuda", ...) from its config.json, or None."""
+        import json
+        try:
+            with open(self._outDir(CONFIG_JSON)) as f:
+                return json.load(f).get("device")
+        except (OSError, ValueError):
+            return None
 
     def _methods(self):
         return ["The particles were analysed with %s (flexplugin train), latent dimension %d, for %d "

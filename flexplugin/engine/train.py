@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from .data import ParticleDataset, loader
+from ..constants import CONFIG_JSON
 from .errors import InputError
 from .io import read_particles, write_mrc
 from .inputs import load_inputs
@@ -284,8 +285,9 @@ def train(method, particles, out, epochs, config=None, box=None, seed=0, resume=
             torch.cuda.set_rng_state(ck["rng"]["cuda"])
     _write_json(dict(method=model.name, config=cfg.to_dict(), data_info=info.to_dict(),
                      zdim=model.zdim, box=info.box, apix=info.apix, particles=info.particles,
-                     n_particles=len(table), n_train=len(rows), epochs=epochs, seed=seed),
-                os.path.join(out, "config.json"))
+                     n_particles=len(table), n_train=len(rows), epochs=epochs, seed=seed,
+                     device=device.type),
+                os.path.join(out, CONFIG_JSON))
     log("train: %s, %d of %d particles, box %d (%.3f Å/px), zdim %d, %d epochs, batch %d, lr %g, %s, %s, "
         "%d threads%s" % (model.name, len(rows), len(table), info.box, info.apix, model.zdim, epochs,
                          cfg.batch_size, cfg.lr, device,

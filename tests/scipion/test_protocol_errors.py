@@ -74,3 +74,27 @@ def test_engine_error_becomes_the_run_error_message(simulated, tmp_path):
     assert "truncated" in message, message
     assert open(stack, "rb").read() == kept
     shutil.rmtree(prot.getWorkingDir(), ignore_errors=True)
+
+
+@pytest.mark.parametrize("fallback", [False, True])
+def test_gpu_asked_for_without_one(simulated, fallback):
+    """Use GPU on a machine without a working CUDA device: with the CPU fall-back refused the run
+    fails with the engine's one line naming the device problem; allowed, it trains on the CPU and
+    the summary warns. (With CUDA, the run trains on the GPU.)"""
+    import torch
+    project, sim = simulated
+    prot = _new(project, "ProtFlexCryoDrgn", sim, zDim=1, numEpochs=1, encDim=8, encLayers=1,
+                decDim=8, decLayers=1, useGpu=True, cpuFallback=fallback)
+    assert not prot.validate()
+    project.launchProtocol(prot, wait=True)
+    summary = " ".join(prot.summary())
+    if torch.cuda.is_available():
+        assert prot.isFinished() and "Trained on cuda" in summary, (prot.getStatus(), summary)
+    elif fallback:
+        assert prot.isFinished(), prot.getErrorMessage()
+        assert "Trained on cpu" in summary and "WARNING: a GPU was asked for" in summary, summary
+    else:
+        assert prot.isFailed(), prot.getStatus()
+        message = prot.getErrorMessage() or ""
+        assert "--device: cuda was asked for, but" in message, message
+    shutil.rmtree(prot.getWorkingDir(), ignore_errors=True)
