@@ -21,3 +21,7 @@ ROTATIONS_FILE = "rotations.npy"  # optional (methods estimating poses): (N,3,3)
 SHIFTS_FILE = "shifts_A.npy"      # optional: (N,2) shifts in Å, rlnOriginX/YAngst
 CONSENSUS_MAP = "consensus.mrc"
 CONFIG_JSON = "config.json"       # the training run: method, configuration, data, device
+# Files of a landscape analysis (``flexplugin analyze``)
+ZRED_FILE = "zred.npy"            # (N, 2 or 3) reduced landscape coordinates
+KMEANS_LABELS_FILE = "kmeans_labels.npy"   # (N,) cluster of each particle, 0-based
+Z_VALUES_FILE = "z_values.txt"    # latent points of a folder of decoded maps, one row per map

@@ -5,6 +5,8 @@ import numpy as np
 import pyworkflow.protocol.params as params
 from pwem.objects.data_flexhub import AtomStructFlex
 
+from flexplugin.constants import Z_FILE, Z_VALUES_FILE
+
 from .protocol_train_base import ProtFlexTrainBase
 
 SEGMENTS_FILE = "segments.txt"
@@ -55,15 +57,15 @@ class ProtFlexCryoSphere(ProtFlexTrainBase):
         """Models at the k-means centres: the analysis finds the particles nearest the centres,
         decode writes a model (and map) at each."""
         folder = self._outDir("structures")
-        self._runEngine("analyze", ["--model", self._outDir(), "--z", self._outDir("z.npy"),
+        self._runEngine("analyze", ["--model", self._outDir(), "--z", self._outDir(Z_FILE),
                                     "--out", folder, "--kmeans", self.numStructures.get(), "--pcs", 0])
         self._runEngine("decode", ["--model", self._outDir(), "--z-file",
-                                   os.path.join(folder, "kmeans", "z_values.txt"),
+                                   os.path.join(folder, "kmeans", Z_VALUES_FILE),
                                    "--out", os.path.join(folder, "models")])
 
     def _methodOutputs(self, flexSet):
         folder = self._outDir("structures", "models")
-        zs = np.loadtxt(self._outDir("structures", "kmeans", "z_values.txt"), ndmin=2)
+        zs = np.loadtxt(self._outDir("structures", "kmeans", Z_VALUES_FILE), ndmin=2)
         models = sorted(n for n in os.listdir(folder) if n.endswith(".pdb"))
         structures = self._createSetOfAtomStructFlex(progName=self._method)
         structures.getFlexInfo().copyInfo(flexSet.getFlexInfo())

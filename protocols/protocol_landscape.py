@@ -5,6 +5,8 @@ import numpy as np
 import pyworkflow.protocol.params as params
 from pwem.objects.data_flexhub import ParticleFlex
 
+from flexplugin.constants import KMEANS_LABELS_FILE, Z_FILE, Z_VALUES_FILE, ZRED_FILE
+
 from .protocol_model_base import ProtFlexModelBase
 
 REDUCTIONS = ["UMAP", "PCA"]
@@ -66,7 +68,7 @@ class ProtFlexLandscape(ProtFlexModelBase):
         return [ids.index(int(v)) for v in values]
 
     def analyzeStep(self):
-        args = ["--model", self._modelDir(), "--z", self._getExtraPath("z.npy"), "--out", self._outDir(),
+        args = ["--model", self._modelDir(), "--z", self._getExtraPath(Z_FILE), "--out", self._outDir(),
                 "--ndim", self.reducedDim.get(), "--kmeans", self.numClusters.get(),
                 "--pcs", self.numPCs.get(), "--traversal-points", self.traversalPoints.get(),
                 "--seed", self.seed.get()] + self._decodeArgs()
@@ -83,8 +85,8 @@ class ProtFlexLandscape(ProtFlexModelBase):
 
     def createOutputStep(self):
         inputSet = self._flexSet()
-        ids, z = np.load(self._getExtraPath("ids.npy")), np.load(self._getExtraPath("z.npy"))
-        zred = np.load(self._outDir("zred.npy"))
+        ids, z = np.load(self._getExtraPath("ids.npy")), np.load(self._getExtraPath(Z_FILE))
+        zred = np.load(self._outDir(ZRED_FILE))
         method = self._methodName()
         particles = self._createSetOfParticlesFlex(progName=method)
         particles.copyInfo(inputSet)
@@ -103,17 +105,17 @@ class ProtFlexLandscape(ProtFlexModelBase):
         for k in range(1, self.numPCs.get() + 1):
             folder = "pc%d" % k
             if os.path.isdir(self._outDir(folder)):
-                zs = np.loadtxt(self._outDir(folder, "z_values.txt"), ndmin=2)
+                zs = np.loadtxt(self._outDir(folder, Z_VALUES_FILE), ndmin=2)
                 outputs["outputTraversalPC%d" % k] = self._volumeSet("_pc%d" % k, self._maps(folder), zs)
         if os.path.isdir(self._outDir("path")):
-            zs = np.loadtxt(self._outDir("path", "z_values.txt"), ndmin=2)
+            zs = np.loadtxt(self._outDir("path", Z_VALUES_FILE), ndmin=2)
             outputs["outputTraversalPath"] = self._volumeSet("_path", self._maps("path"), zs)
         self._defineOutputs(**outputs)
         for output in outputs.values():
             self._defineSourceRelation(self.inputParticles, output)
 
     def _classes(self, particles, ids, z, zred):
-        labels = np.load(self._outDir("kmeans_labels.npy"))
+        labels = np.load(self._outDir(KMEANS_LABELS_FILE))
         nearest = np.loadtxt(self._outDir("kmeans_nearest.txt"), dtype=int, ndmin=1)
         maps = self._maps("kmeans")
         labelOf = {int(i): int(lab) for i, lab in zip(ids, labels)}

@@ -12,6 +12,8 @@ import pyworkflow.protocol.params as params
 from pwem.objects.data_flexhub import VolumeFlex
 from pwem.protocols.protocol_base_flexhub import ProtFlexBase
 
+from flexplugin.constants import Z_FILE
+
 from .protocol_base import ProtFlexEngineBase
 
 
@@ -92,7 +94,7 @@ class ProtFlexModelBase(ProtFlexEngineBase, ProtFlexBase):
     def writeZStep(self):
         """The input's latent vectors (id order) and ids, as the engine reads them."""
         ids, z = flexZ(self._flexSet())
-        np.save(self._getExtraPath("z.npy"), z)
+        np.save(self._getExtraPath(Z_FILE), z)
         np.save(self._getExtraPath("ids.npy"), ids)
 
     # ------------------------------------------------------------------------- info

@@ -1,6 +1,7 @@
 """ProtFlexPredict: a trained model applied to other particles (``flexplugin encode``)."""
 import numpy as np
 
+from flexplugin.constants import Z_FILE
 from flexplugin.convert import fillFlexParticles, loadPoses
 
 from .protocol_model_base import ProtFlexModelBase
@@ -32,7 +33,7 @@ class ProtFlexPredict(ProtFlexModelBase):
         self._insertFunctionStep(self.createOutputStep, needsGPU=False)
 
     def _zFile(self):
-        return self._getExtraPath("predict", "z.npy")
+        return self._getExtraPath("predict", Z_FILE)
 
     def encodeStep(self):
         self._runEngine("encode", ["--model", self._modelDir(), "--particles", self._particlesStar(),

@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from flexplugin.constants import Z_FILE
 from flexplugin.selection import write_ids
 
 
@@ -132,7 +133,7 @@ def segments_data(folder, structure):
     with np.load(os.path.join(folder, "segment_motions.npz")) as motions:
         angle, translation = motions["angle_deg"], motions["translation_A"]
     return dict(coords=coords[rows], segments=table[:, 1], numbers=table[:, 0], chains=chains[rows],
-                angle_deg=angle, translation_A=translation, z=np.load(os.path.join(folder, "z.npy")))
+                angle_deg=angle, translation_A=translation, z=np.load(os.path.join(folder, Z_FILE)))
 
 
 # ------------------------------------------------------------------------------- windows

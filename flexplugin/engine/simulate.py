@@ -23,6 +23,7 @@ import os
 import numpy as np
 import torch
 
+from ..constants import ROTATIONS_FILE, SHIFTS_FILE
 from .geometry import so3
 from .geometry.ctf import ctf_2d
 from .geometry.fourier import fft2_center, ifft2_center, phase_shift_2d, freqs_1d
@@ -222,8 +223,8 @@ def simulate(out, n, box, apix, snr, seed=0, states=4, volumes=None, structure=N
     write_cs(os.path.join(out, "particles.cs"), table)
     np.save(os.path.join(out, "labels.npy"), labels)
     np.save(os.path.join(out, "z_true.npy"), z_true)
-    np.save(os.path.join(out, "rotations.npy"), rotations)
-    np.save(os.path.join(out, "shifts_A.npy"), shifts_px * apix)
+    np.save(os.path.join(out, ROTATIONS_FILE), rotations)
+    np.save(os.path.join(out, SHIFTS_FILE), shifts_px * apix)
     with open(os.path.join(out, "simulation.json"), "w") as f:
         json.dump(dict(n=n, box=box, apix=apix, snr=snr, seed=seed, states=k, continuous=continuous,
                        volumes=volumes, structure=structure, max_angle=max_angle, defocus=list(defocus),

@@ -33,8 +33,8 @@ import time
 import numpy as np
 import torch
 
+from ..constants import CONFIG_JSON, CONSENSUS_MAP, Z_FILE
 from .data import ParticleDataset, loader
-from ..constants import CONFIG_JSON
 from .errors import InputError
 from .io import read_particles, write_mrc
 from .inputs import load_inputs
@@ -412,13 +412,13 @@ def finish(model, data, out, device="cpu", num_workers=0, log=print):
         raise InputError("train %s" % model.name, "the model gives non-finite latent values for %d of "
                          "%d particles (first: row %d); z.npy is not written: train again with "
                          "--precision fp32 or a lower --lr" % (bad.sum(), len(bad), np.argmax(bad)))
-    save_npy(os.path.join(out, "z.npy"), enc["z"])
+    save_npy(os.path.join(out, Z_FILE), enc["z"])
     for key in ("rotations", "shifts_A"):
         if key in enc:
             save_npy(os.path.join(out, key + ".npy"), enc[key])
     model.write_results(out, enc["z"])
     vol = model.decode_volume(torch.as_tensor(enc["z"].mean(0)).to(device)).cpu().numpy()
-    write_mrc(os.path.join(out, "consensus.mrc"), vol, model.data_info.apix, origin_centered=True)
+    write_mrc(os.path.join(out, CONSENSUS_MAP), vol, model.data_info.apix, origin_centered=True)
     log("train: wrote z.npy (%d x %d) and consensus.mrc (%d^3, %.3f Å/px) in %s"
         % (enc["z"].shape + (vol.shape[0], model.data_info.apix, out)))
 

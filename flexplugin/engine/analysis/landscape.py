@@ -32,6 +32,7 @@ import os
 
 import numpy as np
 
+from ...constants import KMEANS_LABELS_FILE, Z_VALUES_FILE, ZRED_FILE
 from ..errors import InputError
 from ..io.mrc import save_npy, save_txt
 
@@ -284,7 +285,7 @@ def analyze(model, z, out, kmeans_k=0, pcs=2, umap=False, ndim=2, traversal_poin
         zred = np.zeros((n, ndim), dtype=np.float32)
         m = min(ndim, coords.shape[1])
         zred[:, :m] = coords[:, :m]
-    save_npy(rel(os.path.join(out, "zred.npy")), zred.astype(np.float32))
+    save_npy(rel(os.path.join(out, ZRED_FILE)), zred.astype(np.float32))
 
     summary = {"method": model.name, "zdim": zdim, "box_train": int(d0),
                "apix_train": float(model.data_info.apix), "n_particles": n,
@@ -299,13 +300,13 @@ def analyze(model, z, out, kmeans_k=0, pcs=2, umap=False, ndim=2, traversal_poin
     centers_2d = None
     if kmeans_k:
         labels, centers, nearest = kmeans(z, kmeans_k, seed)
-        save_npy(rel(os.path.join(out, "kmeans_labels.npy")), labels)
+        save_npy(rel(os.path.join(out, KMEANS_LABELS_FILE)), labels)
         _savetxt(rel(os.path.join(out, "kmeans_centers.txt")), np.atleast_2d(centers))
         _savetxt(rel(os.path.join(out, "kmeans_nearest.txt")), nearest, fmt="%d")
         kdir = os.path.join(out, "kmeans")
         for p in decode_maps(model, z[nearest], kdir, box=box):
             rel(p)
-        _savetxt(rel(os.path.join(kdir, "z_values.txt")), np.atleast_2d(z[nearest]))
+        _savetxt(rel(os.path.join(kdir, Z_VALUES_FILE)), np.atleast_2d(z[nearest]))
         centers_2d = zred[nearest, :2] if zred.shape[1] >= 2 else None
         sizes = np.bincount(labels, minlength=kmeans_k)
         summary["kmeans"] = {"sizes": sizes.tolist(), "nearest": nearest.tolist()}
@@ -318,7 +319,7 @@ def analyze(model, z, out, kmeans_k=0, pcs=2, umap=False, ndim=2, traversal_poin
         pdir = os.path.join(out, "pc%d" % (k + 1))
         for p in decode_maps(model, zs, pdir, box=box):
             rel(p)
-        _savetxt(rel(os.path.join(pdir, "z_values.txt")), zs)
+        _savetxt(rel(os.path.join(pdir, Z_VALUES_FILE)), zs)
         lo, hi = np.percentile(coords[:, k], PERCENTILES)
         traversals["pc%d" % (k + 1)] = [float(lo), float(hi)]
         log("analyze: PC%d traversal, %d maps in %s" % (k + 1, traversal_points, pdir))
@@ -331,7 +332,7 @@ def analyze(model, z, out, kmeans_k=0, pcs=2, umap=False, ndim=2, traversal_poin
         gdir = os.path.join(out, "path")
         for p in decode_maps(model, z[idx], gdir, box=box):
             rel(p)
-        _savetxt(rel(os.path.join(gdir, "z_values.txt")), np.atleast_2d(z[idx]))
+        _savetxt(rel(os.path.join(gdir, Z_VALUES_FILE)), np.atleast_2d(z[idx]))
         _savetxt(rel(os.path.join(gdir, "indices.txt")), idx, fmt="%d")
         summary["path"] = {"nodes": nodes.tolist(), "indices": idx.tolist(),
                            "length": float(np.linalg.norm(np.diff(z[nodes], axis=0), axis=1).sum())}
