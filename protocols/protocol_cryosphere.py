@@ -15,11 +15,11 @@ MOTIONS_FILE = "segment_motions.npz"
 
 class ProtFlexCryoSphere(ProtFlexTrainBase):
     """Learns the motions of an atomic model from the particles (known poses and CTF): the model's
-    residues are grouped into segments (learned, contiguous along the chain) that each move as a
-    rigid body; an encoder maps each image to a latent vector z and a decoder gives every
-    segment's rotation and translation. Outputs the particles with z, the consensus map, models at
-    k-means centres of the latent space, the segmentation (residue -> segment) and each segment's
-    motion per particle."""
+    residues are grouped into segments (learned, contiguous along a chain, never across a chain
+    break) that each move as a rigid body; an encoder maps each image to a latent vector z and a
+    decoder gives every segment's rotation and translation. Outputs the particles with z, the
+    consensus map, models at k-means centres of the latent space, the segmentation (residue ->
+    segment) and each segment's motion per particle."""
     _label = "train cryoSPHERE"
     _method = "cryosphere"
     _requiredInputs = ("atomic_model",)
@@ -66,7 +66,7 @@ class ProtFlexCryoSphere(ProtFlexTrainBase):
     def _methodOutputs(self, flexSet):
         folder = self._outDir("structures", "models")
         zs = np.loadtxt(self._outDir("structures", "kmeans", Z_VALUES_FILE), ndmin=2)
-        models = sorted(n for n in os.listdir(folder) if n.endswith(".pdb"))
+        models = sorted(n for n in os.listdir(folder) if n.endswith((".pdb", ".cif")))
         structures = self._createSetOfAtomStructFlex(progName=self._method)
         structures.getFlexInfo().copyInfo(flexSet.getFlexInfo())
         for name, z in zip(models, zs):

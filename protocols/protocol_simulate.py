@@ -99,7 +99,11 @@ class ProtFlexSimulate(EMProtocol):
         if self.source == SOURCE_STRUCTURE:
             # The model as the simulation placed it: in the frame of the particles' maps (voxel 0 at
             # the origin), ready as the atomic-model input of a training protocol.
-            outputs["outputStructure"] = AtomStruct(filename=self._getExtraPath("gt_model.pdb"))
+            # gt_model.cif when a PDB file cannot hold the model's chain ids, names or numbers
+            model = self._getExtraPath("gt_model.pdb")
+            if not os.path.exists(model):
+                model = self._getExtraPath("gt_model.cif")
+            outputs["outputStructure"] = AtomStruct(filename=model)
         self._defineOutputs(**outputs)
         if self.source == SOURCE_STRUCTURE:
             self._defineSourceRelation(self.inputStructure, parts)

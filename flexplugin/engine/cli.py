@@ -157,23 +157,31 @@ def cmd_decode(a):
     os.makedirs(a.out, exist_ok=True)
     info = model.data_info
     residues = _residues(model) if hasattr(model, "decode_structure") else None
+    if residues is not None:
+        from .io.structure import model_suffix, pdb_problem, write_ca_model
+        suffix = model_suffix(residues)
+        if suffix != ".pdb":
+            log("decode: models written as mmCIF (%s)" % pdb_problem(residues))
     for i, z in enumerate(zs):
         vol = model.decode_volume(torch.as_tensor(z), box=a.box).numpy()
         write_mrc(os.path.join(a.out, "vol_%03d.mrc" % i), vol, info.apix * info.box / vol.shape[0],
                   origin_centered=True)
         if residues is not None:
-            from .io.structure import write_ca_pdb
-            write_ca_pdb(os.path.join(a.out, "vol_%03d.pdb" % i), residues,
-                         model.decode_structure(torch.as_tensor(z)).numpy())
+            write_ca_model(os.path.join(a.out, "vol_%03d%s" % (i, suffix)), residues,
+                           model.decode_structure(torch.as_tensor(z)).numpy())
     log("decode: wrote %d maps%s to %s" % (len(zs), " and models" if residues is not None else "", a.out))
 
 
 def _residues(model):
-    """Residue names, chains and numbers of a model's atomic model: from the file it was trained
-    with when that is still readable and matches, else UNK residues of chain A."""
+    """Residue names, chains and numbers of a model's atomic model: as the checkpoint holds them;
+    for a checkpoint without names and chains, from the file it was trained with when that is
+    still readable and matches, else UNK residues of chain A."""
     from types import SimpleNamespace
     from .io.structure import read_structure
-    numbers = model.inputs["atomic_model"]["numbers"].tolist()
+    am = model.inputs["atomic_model"]
+    numbers = am["numbers"].tolist()
+    if am.get("names") is not None and am.get("chains") is not None:
+        return SimpleNamespace(names=list(am["names"]), chains=list(am["chains"]), numbers=numbers)
     try:
         st = read_structure(model.data_info.atomic_model)
         if list(st.numbers) == numbers:

@@ -3,7 +3,8 @@
 :func:`load_inputs` reads them once, checks them against the particles (box and pixel size) and
 brings maps to the training box. The result is a dict of tensors (``mask`` and ``reference``:
 (D, D, D) at the training box; ``atomic_model``: ``coords`` (R, 3) Å of model 1's C-alpha atoms as
-in the file, ``electrons`` (R,), ``numbers`` (R,), and ``box_A`` the particles' box in Å, so the
+in the file, ``electrons`` (R,), ``numbers`` (R,), ``chains`` and ``names`` (lists of R strings:
+chain ids and residue names), and ``box_A`` the particles' box in Å, so the
 method can place the model in the box frame), which the method keeps and which
 travels inside its checkpoint, so a trained model never needs the original files again.
 
@@ -74,6 +75,8 @@ def load_inputs(method_cls, table, train_box, mask=None, reference=None, atomic_
             "coords": torch.as_tensor(st.coords[0], dtype=torch.float32),
             "electrons": torch.as_tensor(st.electrons, dtype=torch.float32),
             "numbers": torch.as_tensor(st.numbers, dtype=torch.int64),
+            "chains": [str(c) for c in st.chains],
+            "names": [str(n) for n in st.names],
             "box_A": torch.tensor(table.box * table.apix, dtype=torch.float64)}
     for key, path in given.items():
         if path:

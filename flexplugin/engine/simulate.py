@@ -8,7 +8,8 @@ Three sources of conformations:
   or, for a single model, its C-terminal half swings about a hinge like the built-in arm. Model
   1's centroid is put at the box centre; the model so placed in a map whose voxel 0 is at the
   origin (the box centre at D//2 * apix Å, as for a model fitted into a consensus map) is written
-  as ``gt_model.pdb``, every state's C-alpha coordinates in that frame as ``gt_structures.npy``
+  as ``gt_model.pdb`` (``gt_model.cif`` when a PDB file cannot hold its chain ids, residue names
+  or numbers), every state's C-alpha coordinates in that frame as ``gt_structures.npy``
   (states, R, 3) Å, and, for the hinge, the residues' domains (0 fixed, 1 moving) as
   ``gt_segments.npy``.
 
@@ -150,9 +151,10 @@ def _make_source(box, apix, states, volumes, structure, max_angle, continuous):
         def write_truth(out, state_coords_px):
             # The model as placed in a map whose voxel 0 is at the origin (the box centre, voxel
             # D//2, at D//2 * apix Å), as a user's model fitted into the consensus map would be.
-            from .io.structure import write_ca_pdb
+            from .io.structure import model_suffix, write_ca_model
             frame = (state_coords_px + box // 2) * apix
-            write_ca_pdb(os.path.join(out, "gt_model.pdb"), st, (coords[0] + box // 2) * apix)
+            write_ca_model(os.path.join(out, "gt_model" + model_suffix(st)), st,
+                           (coords[0] + box // 2) * apix)
             np.save(os.path.join(out, "gt_structures.npy"), frame)   # (states, R, 3) Å
             if moving is not None:
                 np.save(os.path.join(out, "gt_segments.npy"), moving.astype(np.int64))

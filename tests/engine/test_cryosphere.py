@@ -5,6 +5,8 @@ poses), trained once with a small architecture, lr 1e-3 (1e-2 for the segmentati
 ratio) and batch 32 for 12 epochs on one CPU thread (the paper's 3e-5 / 128 need far more epochs
 than a test can afford). K = 3 segments, so that the initial segmentation (boundaries at residues
 33 and 67) differs from the true one (50)."""
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -17,7 +19,7 @@ from flexplugin.engine.inputs import load_inputs
 from flexplugin.engine.io import read_mrc, read_particles
 from flexplugin.engine.io.structure import read_structure
 from flexplugin.engine.methods import DataInfo, load_method
-from flexplugin.engine.methods.cryosphere import CryoSPHERE
+from flexplugin.engine.methods.cryosphere import CryoSPHERE, _inv_elu1
 
 BOX, APIX = 32, 3.0
 TRAIN = ["--zdim", 2, "--segments", 3, "--enc-dim", 128, "--enc-layers", 2, "--dec-dim", 128,
@@ -173,3 +175,124 @@ def test_result_files_describe_the_motion(hinge_set, trained):
     r = abs(spearmanr(angle[:, moving], np.load(hinge_set / "z_true.npy")).correlation)
     print("|Spearman(angle of the most moving segment, state)| = %.3f" % r)
     assert r > SPEARMAN_MIN
+
+
+# -- chains -------------------------------------------------------------------------------------
+def _chains_pdb(path, lengths, ids, segment_ids=False):
+    """A C-alpha PDB of chains of ``lengths`` residues (numbered from 1 in each chain) named
+    ``ids``: in the chain column, or, with ``segment_ids``, as CHARMM/NAMD segment ids with a blank
+    chain column. The chains follow one another along x, inside the box (0 to BOX * APIX Å)."""
+    lines, serial, x = [], 0, 10.0
+    for length, cid in zip(lengths, ids):
+        for n in range(1, length + 1):
+            serial += 1
+            y, z = 48 + 3.0 * np.cos(n), 48 + 3.0 * np.sin(n)
+            lines.append("ATOM  %5d  CA  %3s %1s%4d    %8.3f%8.3f%8.3f  1.00  0.00      %-4s  C"
+                         % (serial, "ALA", " " if segment_ids else cid, n, x, y, z,
+                            cid if segment_ids else ""))
+            x += 1.5
+        lines.append("TER")
+    path.write_text("\n".join(lines + ["END"]) + "\n")
+    return path
+
+
+def _atomic_model(path, **config):
+    inputs, paths = load_inputs(CryoSPHERE, SimpleNamespace(box=BOX, apix=APIX), BOX, atomic_model=path)
+    return CryoSPHERE(CryoSPHERE.Config(zdim=0, **config), DataInfo(box=BOX, apix=APIX, **paths), inputs)
+
+
+def _set_mixture(model, mu, sigma, logits=None):
+    """The mixture's posterior means at ``mu``, ``sigma`` (K,) and ``logits`` (K,, default 0)."""
+    k = len(mu)
+    logits = torch.zeros(k) if logits is None else torch.as_tensor(logits, dtype=torch.float32)
+    raw_sigma = _inv_elu1(torch.as_tensor(sigma, dtype=torch.float32))
+    with torch.no_grad():
+        model.seg_mean.copy_(torch.stack([torch.as_tensor(mu, dtype=torch.float32), raw_sigma, logits])
+                             / model.seg_scale)
+
+
+def _joined_breaks(labels, chains):
+    """Chain breaks (index of the first residue of the next chain) whose two residues have one hard
+    label while the two chains are not both wholly in that segment."""
+    labels, chains = np.asarray(labels), np.asarray(chains)
+    bad = []
+    for b in np.flatnonzero(chains[1:] != chains[:-1]) + 1:
+        both = (chains == chains[b - 1]) | (chains == chains[b])
+        if labels[b] == labels[b - 1] and not (labels[both] == labels[b]).all():
+            bad.append(int(b))
+    return bad
+
+
+def test_segments_never_run_across_a_chain_break(tmp_path):
+    """Chains A (60 residues) and B (40), K = 3: with a segment's mean on the chain boundary, the
+    index axis of the file (the same model without chain ids) puts the end of A and the start of B
+    in one segment; with the chains, no placement of the means, widths and proportions does, and a
+    residue has no weight on another chain's segments."""
+    path = _chains_pdb(tmp_path / "two_chains.pdb", (60, 40), ("A", "B"))
+    model = _atomic_model(path, segments=3)
+    chains = np.array(model.inputs["atomic_model"]["chains"])
+    assert list(chains) == ["A"] * 60 + ["B"] * 40
+    assert model.parts == [(0, 60, 2), (60, 100, 1)]
+    am = {k: v for k, v in model.inputs["atomic_model"].items() if k != "chains"}
+    one_axis = CryoSPHERE(model.config, model.data_info, {"atomic_model": am})
+    assert one_axis.parts == [(0, 100, 3)]
+
+    # One mean on the boundary (between residues 59 and 60), the others inside the chains.
+    for m in (model, one_axis):
+        _set_mixture(m, [20.0, 59.5, 85.0], [10.0, 10.0, 10.0])
+    assert _joined_breaks(one_axis.segments().numpy(), chains) == [60]
+    assert _joined_breaks(model.segments().numpy(), chains) == []
+
+    # Any means, widths and proportions: every mean on the boundary, wide and narrow Gaussians.
+    rng = np.random.default_rng(0)
+    trials = [([59.5] * 3, [10.0] * 3, [0.0, 0.0, 0.0]), ([59.5] * 3, [200.0, 1.0, 1.0], [3.0, 0.0, 0.0])]
+    trials += [(rng.uniform(-20, 120, 3), np.exp(rng.uniform(-1, 5, 3)), rng.normal(0, 2, 3))
+               for _ in range(50)]
+    for mu, sigma, logits in trials:
+        _set_mixture(model, mu, sigma, logits)
+        assert _joined_breaks(model.segments().numpy(), chains) == [], (mu, sigma, logits)
+        w = model.segmentation()[0].detach()
+        assert torch.allclose(w.sum(-1), torch.ones(100))
+        assert (w[:60, 2] == 0).all() and (w[60:, :2] == 0).all()
+
+
+def test_more_chains_than_segments_keep_chains_whole(tmp_path):
+    """Five chains, K = 3: adjacent chains with the fewest residues share one segment and move as
+    a whole; no segment holds part of a chain and part of another."""
+    lengths, ids = (30, 4, 5, 25, 6), ("A", "B", "C", "D", "E")
+    model = _atomic_model(_chains_pdb(tmp_path / "five.pdb", lengths, ids), segments=3)
+    assert model.parts == [(0, 30, 1), (30, 39, 1), (39, 70, 1)]   # A | B + C | D + E
+    chains = np.array(model.inputs["atomic_model"]["chains"])
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        _set_mixture(model, rng.uniform(0, 70, 3), np.exp(rng.uniform(-1, 4, 3)), rng.normal(0, 2, 3))
+        labels = model.segments().numpy()
+        assert _joined_breaks(labels, chains) == []
+        assert [len(set(labels[b:e])) for b, e, _ in model.parts] == [1, 1, 1]
+
+
+def test_chains_travel_with_the_model(tmp_path):
+    """Chain ids and residue names are saved in the checkpoint; a checkpoint without them (written
+    before they were) loads as one chain. decode writes the input's chain ids, numbers and names:
+    a PDB file for one-character chain ids, mmCIF for longer ones (CHARMM segment ids)."""
+    for ids, segment_ids, suffix in ((("A", "B"), False, ".pdb"), (("PROA", "PROB"), True, ".cif")):
+        path = _chains_pdb(tmp_path / ("in_%s.pdb" % ids[0]), (12, 10), ids, segment_ids=segment_ids)
+        model = _atomic_model(path, segments=4)
+        assert model.parts == [(0, 12, 2), (12, 22, 2)]
+        torch.save(model.checkpoint(), tmp_path / "checkpoint.pt")
+        loaded = load_method(tmp_path / "checkpoint.pt")
+        assert loaded.parts == model.parts
+        assert loaded.inputs["atomic_model"]["chains"] == [ids[0]] * 12 + [ids[1]] * 10
+        assert torch.equal(loaded.segmentation(), model.segmentation())
+        out = tmp_path / ("dec_" + ids[0])
+        assert run_cli("decode", "--model", tmp_path / "checkpoint.pt", "--out", out) == 0
+        assert {p.name for p in out.iterdir()} == {"vol_000" + suffix, "vol_000.mrc"}
+        st, ref = read_structure(out / ("vol_000" + suffix)), read_structure(path)
+        assert st.chains == ref.chains and st.names == ref.names and (st.numbers == ref.numbers).all()
+        assert np.allclose(st.coords, ref.coords, atol=1e-3)
+
+    ck = model.checkpoint()
+    ck["inputs"]["atomic_model"] = {k: v for k, v in ck["inputs"]["atomic_model"].items()
+                                    if k not in ("chains", "names")}
+    old = CryoSPHERE.from_checkpoint(ck)
+    assert old.parts == [(0, 22, 4)]

@@ -1,6 +1,9 @@
 """Atomic models as they come from the PDB and from modelling programs: full-atom PDB and mmCIF
 files (ligands, ions, waters, alternate locations), MD-style PDBs, nucleic acids; read as one
-pseudo-atom per amino acid (at its C-alpha) or nucleotide (at its C4')."""
+pseudo-atom per amino acid (at its C-alpha) or nucleotide (at its C4'); models written back as
+PDB or mmCIF."""
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -149,3 +152,47 @@ def test_protein_and_rna_with_a_ligand(tmp_path):
     assert np.allclose(st.coords[0][2:], [[0, 0, 1], [0, 6, 1], [0, 12, 1]])
     assert list(st.electrons[2:]) == [NUCLEOTIDE_ELECTRONS[n] for n in ("G", "U", "A")]
     assert st.left_out == (3, 6 + 8 + 8)
+
+
+def _protein_and_rna(chains, numbers):
+    """Residues of a protein chain and an RNA chain as ``read_structure`` gives them (names,
+    chains, numbers, electrons) and coordinates (R, 3) Å."""
+    names = ["MET", "GLY", "TRP", "G", "U", "A"]
+    electrons = [RESIDUE_ELECTRONS[n] for n in names[:3]] + [NUCLEOTIDE_ELECTRONS[n] for n in names[3:]]
+    coords = np.random.default_rng(3).uniform(-80, 180, (6, 3))
+    return SimpleNamespace(names=names, chains=chains, numbers=np.array(numbers),
+                           electrons=np.array(electrons, dtype=float)), coords
+
+
+@pytest.mark.parametrize("suffix", [".pdb", ".cif"])
+def test_written_models_read_back_unchanged(tmp_path, suffix):
+    """A model written as PDB or mmCIF (by the name's suffix) reads back with its residue names,
+    chain ids, numbers and pseudo-atoms (CA of the amino acids, C4' of the nucleotides)."""
+    from flexplugin.engine.io.structure import write_ca_model
+    st, coords = _protein_and_rna(["H", "H", "H", "R", "R", "R"], [-3, 1, 9999, 1, 2, 3])
+    write_ca_model(tmp_path / ("m" + suffix), st, coords)
+    back = read_structure(tmp_path / ("m" + suffix))
+    assert back.names == st.names and back.chains == st.chains and list(back.numbers) == list(st.numbers)
+    assert np.array_equal(back.electrons, st.electrons)
+    assert np.allclose(back.coords[0], coords, atol=1e-3 if suffix == ".pdb" else 1e-6)
+
+
+def test_mmcif_keeps_what_a_pdb_file_cannot_hold(tmp_path):
+    """Chain ids of several characters (segment ids, large assemblies) and numbers past 9999: a
+    PDB file is refused with the reason, mmCIF keeps them; ``model_suffix`` picks the format."""
+    from flexplugin.engine.io.structure import model_suffix, pdb_problem, write_ca_model, write_ca_pdb
+    st, coords = _protein_and_rna(["PROA", "PROA", "PROA", "RNA1", "RNA1", "RNA1"], [1, 2, 10234, 5, 6, 7])
+    assert model_suffix(st) == ".cif"
+    with pytest.raises(InputError, match=r"m\.pdb: chain id 'PROA' has 4 characters, a PDB file holds 1: "
+                                         r"write the model as mmCIF \(\.cif\) instead"):
+        write_ca_pdb(tmp_path / "m.pdb", st, coords)
+    assert not (tmp_path / "m.pdb").exists()
+    st.chains = ["A"] * 3 + ["B"] * 3
+    assert pdb_problem(st) == "residue number 10234 is outside the -999 to 9999 a PDB file holds"
+    st.chains = ["PROA"] * 3 + ["RNA1"] * 3
+    write_ca_model(tmp_path / "m.cif", st, coords)
+    back = read_structure(tmp_path / "m.cif")
+    assert back.chains == st.chains and back.names == st.names and list(back.numbers) == list(st.numbers)
+    assert np.allclose(back.coords[0], coords, atol=1e-6)
+    long_name = SimpleNamespace(names=["ABCD"] + st.names[1:], chains=["A"] * 6, numbers=[1] * 6)
+    assert pdb_problem(long_name) == "residue name 'ABCD' has 4 characters, a PDB file holds 3"

@@ -106,15 +106,124 @@ def read_structure(path):
                      left_out=left_out)
 
 
+# What a PDB file's fixed columns hold (mmCIF has no such limits).
+PDB_CHAIN_CHARS = 1             # column 22
+PDB_NAME_CHARS = 3              # columns 18-20
+PDB_NUMBERS = (-999, 9999)      # columns 23-26
+MMCIF_SUFFIXES = (".cif", ".mmcif")
+
+
+def pseudo_atom_name(residue_name):
+    """The atom :func:`read_structure` reads a residue's pseudo-atom from: C4' for a nucleotide,
+    CA for anything else."""
+    if residue_name in NUCLEOTIDE_ELECTRONS:
+        return NUCLEOTIDE_ATOM
+    if residue_name in RESIDUE_ELECTRONS:
+        return "CA"
+    import gemmi
+    info = gemmi.find_tabulated_residue(residue_name)
+    return NUCLEOTIDE_ATOM if info is not None and info.found() and info.is_nucleic_acid() else "CA"
+
+
+def _chain_id(chain):
+    """A residue's chain id as written; residues without one (no chain id nor segment id in their
+    file) are written in chain A."""
+    return str(chain).strip() or "A"
+
+
+def pdb_problem(structure):
+    """Why a PDB file cannot hold the residues of ``structure`` (chain ids, names and numbers as
+    they are), or None when it can."""
+    for c in structure.chains:
+        if len(_chain_id(c)) > PDB_CHAIN_CHARS:
+            return "chain id %r has %d characters, a PDB file holds %d" % (
+                _chain_id(c), len(_chain_id(c)), PDB_CHAIN_CHARS)
+    for name in structure.names:
+        if len(name) > PDB_NAME_CHARS:
+            return "residue name %r has %d characters, a PDB file holds %d" % (
+                name, len(name), PDB_NAME_CHARS)
+    lo, hi = PDB_NUMBERS
+    for n in structure.numbers:
+        if not lo <= int(n) <= hi:
+            return "residue number %d is outside the %d to %d a PDB file holds" % (n, lo, hi)
+    return None
+
+
+def model_suffix(structure):
+    """".pdb" when a PDB file holds the residues of ``structure`` unchanged, else ".cif"."""
+    return ".pdb" if pdb_problem(structure) is None else ".cif"
+
+
+def write_ca_model(path, structure, coords):
+    """The residues of ``structure`` (``names``, ``chains``, ``numbers``) at ``coords`` (R, 3) Å,
+    one pseudo-atom each (CA, or C4' for a nucleotide), as mmCIF when ``path`` ends in .cif or
+    .mmcif and as PDB otherwise (:func:`write_ca_cif`, :func:`write_ca_pdb`)."""
+    if str(path).lower().endswith(MMCIF_SUFFIXES):
+        write_ca_cif(path, structure, coords)
+    else:
+        write_ca_pdb(path, structure, coords)
+
+
 def write_ca_pdb(path, structure, coords):
-    """A C-alpha-only PDB with the residues of ``structure`` at ``coords`` (R, 3) Å (written
-    atomically)."""
-    lines = []
-    for i, (c, (x, y, z)) in enumerate(zip(structure.chains, coords), start=1):
-        lines.append("ATOM  %5d  CA  %3s %1s%4d    %8.3f%8.3f%8.3f  1.00  0.00           C"
-                     % (i % 100000, structure.names[i - 1], (c or "A")[:1], structure.numbers[i - 1] % 10000,
-                        x, y, z))
+    """A PDB file of one pseudo-atom per residue of ``structure`` at ``coords`` (R, 3) Å, with its
+    chain ids, residue numbers and names unchanged (a TER record after each chain; written
+    atomically). A chain id longer than one character, a residue name longer than three or a
+    number outside -999 to 9999 does not fit the format's columns: InputError naming ``path``
+    (mmCIF holds them: :func:`write_ca_cif`, :func:`model_suffix`)."""
+    problem = pdb_problem(structure)
+    if problem is not None:
+        raise InputError(path, "%s: write the model as mmCIF (.cif) instead" % problem)
+    lines, serial = [], 0
+    chains = [_chain_id(c) for c in structure.chains]
+    for i, (x, y, z) in enumerate(np.asarray(coords, dtype=np.float64)):
+        serial += 1
+        name, number = structure.names[i], int(structure.numbers[i])
+        atom = pseudo_atom_name(name)
+        lines.append("ATOM  %5d %-4s %3s %1s%4d    %8.3f%8.3f%8.3f  1.00  0.00           C"
+                     % (serial % 100000, " " + atom, name, chains[i], number, x, y, z))
+        if i + 1 == len(chains) or chains[i + 1] != chains[i]:
+            serial += 1
+            lines.append("TER   %5d      %3s %1s%4d" % (serial % 100000, name, chains[i], number))
     lines.append("END")
     from .mrc import atomic_path
     with atomic_path(path) as tmp, open(tmp, "w") as f:
         f.write("\n".join(lines) + "\n")
+
+
+def write_ca_cif(path, structure, coords):
+    """An mmCIF file of one pseudo-atom per residue of ``structure`` at ``coords`` (R, 3) Å: chain
+    ids of any length (auth_asym_id), residue numbers (auth_seq_id) and names unchanged; one
+    entity per chain (written with gemmi, atomically)."""
+    import gemmi
+    st = gemmi.Structure()
+    st.name = "flexplugin"
+    model = gemmi.Model("1")
+    chain = None
+    for i, (x, y, z) in enumerate(np.asarray(coords, dtype=np.float64)):
+        cid = _chain_id(structure.chains[i])
+        if chain is None or cid != chain.name:
+            if chain is not None:
+                model.add_chain(chain)
+            chain = gemmi.Chain(cid)
+        res = gemmi.Residue()
+        res.name = structure.names[i]
+        res.seqid = gemmi.SeqId(int(structure.numbers[i]), " ")
+        res.het_flag = "A"
+        atom = gemmi.Atom()
+        atom.name = pseudo_atom_name(res.name)
+        atom.element = gemmi.Element("C")
+        atom.pos = gemmi.Position(float(x), float(y), float(z))
+        atom.occ = 1.0
+        atom.b_iso = 0.0
+        res.add_atom(atom)
+        chain.add_residue(res)
+    if chain is not None:
+        model.add_chain(chain)
+    st.add_model(model)
+    st.setup_entities()
+    groups = gemmi.MmcifOutputGroups(True)
+    groups.cell = groups.symmetry = False       # a model, not a crystal
+    text = st.make_mmcif_document(groups).as_string()
+    from .mrc import atomic_path
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        f.write(text)

@@ -15,6 +15,19 @@ variational posterior over (mu_k, sigma_k, logit pi_k) and the data-dependent "u
 [C] (mu_k centred on the k-th of K equal blocks, std 10; sigma_k ~ N(R/K, 10^2) passed through
 ELU + 1; logits ~ N(0, 1)). One sample per image per step; the posterior means for decoding.
 
+Chains [S]. File order puts the last residue of one chain next to the first of the next, although
+they are not bonded and may lie far apart. The residues are therefore cut into parts, each a chain
+(a run of residues with one chain id), and every segment belongs to one part: W_ik = 0 for a
+residue outside segment k's part (its logit is -inf before the softmax). A segment so holds
+residues of one chain, or, where chains outnumber segments, the whole of the few consecutive
+chains of its part (``segment_parts``: adjacent parts with the fewest residues together are
+merged into a part of one segment until K suffice; the other segments go one at a time to the
+chain with the most residues per segment). The prior above is taken per part (mu_k on the
+k-th of the part's equal blocks, sigma_k ~ N(part length / its segments, 10^2)). One chain (or a
+model without chain ids) is one part of K segments: the mixture above unchanged. The restriction
+holds for every value of the mixture's parameters, which no gap between chains on the index axis
+guarantees (a wide component centred in a gap wins the chain ends on both sides).
+
 Deformation [P, C]. The decoder maps z to 6 numbers per segment: a translation t_k (Å) and the
 vector part v_k of the quaternion (1, v_k), i.e. a rotation by theta_k = 2 atan |v_k| about
 u_k = v_k / |v_k| (a zero output is the identity). Residue i is rotated about the box centre by
@@ -126,17 +139,35 @@ class CryoSPHERE(Method):
         self.register_buffer("window", soft_circular_window(d) if data_info.window else torch.ones(d, d),
                              persistent=False)
         self.register_buffer("circle", (radial_index(d, 2) < d // 2).reshape(-1), persistent=False)
-        # Consecutive residues of a chain (numbers differ by 1, < 4.5 Å apart in the input model).
+        # Chain ids; a checkpoint without them holds one chain.
+        chains = list(am.get("chains") or [""] * n_res)
+        if len(chains) != n_res:
+            raise ValueError("the atomic model has %d residues and %d chain ids" % (n_res, len(chains)))
+        same_chain = torch.tensor([a == b for a, b in zip(chains[:-1], chains[1:])], dtype=torch.bool)
+        # Consecutive residues of a chain (same chain id, numbers differ by 1, < 4.5 Å apart in the
+        # input model).
         numbers = torch.as_tensor(am["numbers"])
         gap = (self.base[1:] - self.base[:-1]).norm(dim=-1)
-        self.register_buffer("cont_pairs", torch.nonzero((numbers[1:] - numbers[:-1] == 1) & (gap < 4.5))[:, 0],
-                             persistent=False)
+        self.register_buffer("cont_pairs", torch.nonzero((numbers[1:] - numbers[:-1] == 1) & (gap < 4.5)
+                                                         & same_chain)[:, 0], persistent=False)
         self.register_buffer("cont_d0", gap[self.cont_pairs], persistent=False)
+        # Parts of the residue axis (chains) and the segments each holds; W is 0 outside a
+        # segment's part.
+        self.parts = segment_parts(chains, k)
+        res_part = torch.repeat_interleave(torch.arange(len(self.parts)),
+                                           torch.tensor([e - b for b, e, _ in self.parts]))
+        seg_part = torch.repeat_interleave(torch.arange(len(self.parts)),
+                                           torch.tensor([c for _, _, c in self.parts]))
+        self.register_buffer("outside_part", None if len(self.parts) == 1 else
+                             res_part[:, None] != seg_part[None, :], persistent=False)   # (R, K)
         # Mixture: variational posterior (mean, raw std) of mu, sigma (pre ELU + 1) and the logits,
-        # initialised at the [C] "uniform" prior; stored divided by lr_segments / lr.
-        bound = n_res / k
-        prior_mean = torch.stack([bound / 2 + bound * torch.arange(k, dtype=torch.float32),
-                                  torch.full((k,), bound), torch.zeros(k)])
+        # initialised at the [C] "uniform" prior of each part; stored divided by lr_segments / lr.
+        mu0, sigma0 = [], []
+        for begin, end, count in self.parts:
+            bound = (end - begin) / count
+            mu0.append(begin + bound / 2 + bound * torch.arange(count, dtype=torch.float32))
+            sigma0.append(torch.full((count,), bound))
+        prior_mean = torch.stack([torch.cat(mu0), torch.cat(sigma0), torch.zeros(k)])
         prior_std = torch.tensor([10.0, 10.0, 1.0])[:, None].expand(3, k).clone()
         self.register_buffer("prior_mean", prior_mean, persistent=False)
         self.register_buffer("prior_std", prior_std, persistent=False)
@@ -166,7 +197,7 @@ class CryoSPHERE(Method):
 
     def segmentation(self, n=None):
         """Soft segmentation W (n, R, K): n samples of the mixture's posterior, or (1, R, K) at the
-        posterior means when n is None."""
+        posterior means when n is None; 0 outside each segment's part (chain)."""
         mean, std = self.seg_mean * self.seg_scale, F.elu(self.seg_std * self.seg_scale) + 1
         p = mean[None] if n is None else mean + std * torch.randn((n,) + mean.shape, device=mean.device)
         # sigma floored: elu(x) + 1 is exactly 0 in float32 for x < -17 (a sample 2-3 prior
@@ -174,6 +205,8 @@ class CryoSPHERE(Method):
         mu, sig, logit = p[:, 0], (F.elu(p[:, 1]) + 1).clamp_min(1e-2), p[:, 2]
         i = self.res_index[None, :, None]
         logits = torch.log_softmax(logit, -1)[:, None, :] - 0.5 * (i - mu[:, None]) ** 2 / sig[:, None] ** 2
+        if self.outside_part is not None:
+            logits = logits.masked_fill(self.outside_part, float("-inf"))
         return torch.softmax(logits / self.config.tau, dim=-1)
 
     def _kl_segments(self):
@@ -184,7 +217,8 @@ class CryoSPHERE(Method):
         return kl.sum(-1)
 
     def segments(self):
-        """(R,) hard segment labels (argmax of W at the posterior means)."""
+        """(R,) hard segment labels (argmax of W at the posterior means): a segment's residues lie
+        in one chain, or are whole chains (see the module's "Chains")."""
         with torch.no_grad():
             return self.segmentation()[0].argmax(-1).cpu()
 
@@ -371,6 +405,28 @@ class CryoSPHERE(Method):
         # Peak values such that a projection (sum of voxels along z) matches the data's pixels.
         weights = self.amp * float(self.gain) * self.data_info.scale * voxel / self.data_info.apix
         return render_volume(coords / voxel, weights, self.sigma_A / voxel, d).to(self.base.device)
+
+
+def segment_parts(chains, k):
+    """The parts of the residue axis the K segments are shared among: ``[(begin, end, segments)]``
+    covering residues 0..R-1 in order, with ``segments`` summing to ``k``.
+
+    A part is a chain (a run of residues with one chain id). While there are more parts than
+    segments, the two adjacent parts with the fewest residues together (the first such pair) are
+    merged; a merged part gets one segment. The remaining segments go, one at a time, to the
+    single-chain part with the most residues per segment (the first one on a tie)."""
+    n = len(chains)
+    begins = [0] + [i for i in range(1, n) if chains[i] != chains[i - 1]]
+    parts = [[b, e, 1] for b, e in zip(begins, begins[1:] + [n])]      # begin, end, chains
+    while len(parts) > k:
+        j = min(range(len(parts) - 1), key=lambda j: parts[j + 1][1] - parts[j][0])
+        parts[j:j + 2] = [[parts[j][0], parts[j + 1][1], parts[j][2] + parts[j + 1][2]]]
+    counts = [1] * len(parts)
+    single = [p for p in range(len(parts)) if parts[p][2] == 1]
+    for _ in range(k - len(parts)):
+        p = max(single, key=lambda p: (parts[p][1] - parts[p][0]) / counts[p])
+        counts[p] += 1
+    return [(b, e, c) for (b, e, _), c in zip(parts, counts)]
 
 
 def _inv_elu1(s):
