@@ -144,7 +144,7 @@ def main(argv=None):
     ap.add_argument("--perturb-deg", type=float, default=0.0,
                     help="train on the poses with errors of this many degrees per axis (and 1 px)")
     ap.add_argument("--hetacumn-args", default="--no-ignore-poses --given-pose-epochs 1000 --fch-epochs 0 "
-                    "--enc-dim 16 --head-dim 64 --dec-dim 128 --dec-layers 3 --lr 1e-3 --batch-size 32",
+                    "--enc-dim 16 --head-dim 64 --dec-dim 128 --dec-layers 3 --lr 1e-3 --batch-size 16",
                     help="`train hetacumn` options (one string)")
     ap.add_argument("--cryodrgn-args", default="--enc-dim 128 --dec-dim 128 --lr 1e-3 --batch-size 16",
                     help="`train cryodrgn` options (one string; the demo's)")
