@@ -25,3 +25,5 @@ CONFIG_JSON = "config.json"       # the training run: method, configuration, dat
 ZRED_FILE = "zred.npy"            # (N, 2 or 3) reduced landscape coordinates
 KMEANS_LABELS_FILE = "kmeans_labels.npy"   # (N,) cluster of each particle, 0-based
 Z_VALUES_FILE = "z_values.txt"    # latent points of a folder of decoded maps, one row per map
+PCA_FILE = "pca.npy"              # (N, n) principal-component coordinates of z
+ANALYSIS_JSON = "analysis.json"   # parameters, reduction ("zred"), "pca_variance", "pc_traversals", "path"

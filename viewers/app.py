@@ -9,13 +9,17 @@ so Qt never shares a process with Tk)::
     python -m flexplugin.viewers.app segments  --train-dir DIR --structure model.pdb
 
 The landscape window reads a ``SetOfParticlesFlex`` (latent vectors, landscape coordinates when
-a landscape analysis made them, CTF), colours it by cluster (when the set comes from a landscape
-analysis with classes), defocus or latent component, decodes maps through a ``flexplugin serve``
-process started in the engine environment, and turns a selection into a ``ProtFlexSubset`` run
-of the project. ``FLEXPLUGIN_SCREENSHOT=file.png`` writes a picture of the window once it is
-shown and closes it (documentation and tests).
+a landscape analysis made them, CTF), colours it by k-means class (when the set comes from a
+landscape analysis with classes, numbered 1..K as the classes), defocus or latent component,
+names its axes after the analysis ("UMAP 1", "PCA 1 (61% of variance)"), decodes maps through a
+``flexplugin serve`` process started in the engine environment, and turns a selection into a
+``ProtFlexSubset`` run of the project. The maps window labels each map of a class set
+("class 2: 153 particles") and of a traversal ("PC1 = 1.23 (50th percentile)").
+``FLEXPLUGIN_SCREENSHOT=file.png`` writes a picture of the window once it is shown and closes it
+(documentation and tests).
 """
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -23,7 +27,7 @@ import time
 
 import numpy as np
 
-from flexplugin.constants import Z_FILE
+from flexplugin.constants import ANALYSIS_JSON, PCA_FILE, Z_FILE
 from flexplugin.selection import write_ids
 
 
@@ -36,8 +40,79 @@ def load_project(path):
     return project
 
 
-def landscape_data(flexSet, prot=None):
-    """Arrays the landscape window shows: ids, z, zred and colour attributes."""
+def landscape_folder(project, prot):
+    """The folder of a landscape analysis run's results (``extra/landscape``; it may not exist)."""
+    return _runPath(project, prot, "extra", "landscape")
+
+
+def _runPath(project, prot, *paths):
+    workingDir = prot.getWorkingDir()
+    if not os.path.isabs(workingDir):
+        workingDir = os.path.join(project.getPath(), workingDir)
+    return os.path.join(workingDir, *paths)
+
+
+def read_analysis(folder):
+    """``analysis.json`` of a landscape analysis folder (``flexplugin analyze``) with ``"pca"`` added:
+    the particles' principal-component coordinates (``pca.npy``, None without); None where the
+    folder holds no analysis."""
+    path = os.path.join(folder, ANALYSIS_JSON)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        analysis = json.load(f)
+    pca = os.path.join(folder, PCA_FILE)
+    analysis["pca"] = np.load(pca) if os.path.exists(pca) else None
+    return analysis
+
+
+def _ordinal(n):
+    n = int(n)
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return "%d%s" % (n, suffix)
+
+
+def class_label(number, size):
+    """"class 2: 153 particles" (classes numbered 1..K, as the landscape window numbers them)."""
+    return "class %d: %s particle%s" % (number, format(int(size), ","), "" if size == 1 else "s")
+
+
+def traversal_labels(analysis, name, n_maps, ids=None):
+    """One label per map of the traversal ``name`` ("pc1", "pc2"... or "path") of a landscape
+    analysis: "PC1 = 1.23 (50th percentile)" (the maps sit evenly from the 5th to the 95th
+    percentile of the component; the percentile is the share of particles below the value), or
+    "path: particle 12" (``ids``: the particle id of each row of z). None when ``analysis`` does not
+    describe that traversal with ``n_maps`` maps."""
+    if not analysis:
+        return None
+    if name == "path":
+        rows = (analysis.get("path") or {}).get("indices")
+        if rows is None or len(rows) != n_maps:
+            return None
+        return ["path: particle %s" % (ids[r] if ids is not None else r) for r in rows]
+    span = (analysis.get("pc_traversals") or {}).get(name)
+    if span is None or not name.startswith("pc") or n_maps < 1:
+        return None
+    k = int(name[2:]) - 1
+    values = np.linspace(span[0], span[1], n_maps)
+    values[np.abs(values) < 1e-9 * max(abs(span[0]), abs(span[1]))] = 0.0      # "PC1 = 0", not 1e-16
+    pca = analysis.get("pca")
+    labels = []
+    for v in values:
+        text = "PC%d = %.3g" % (k + 1, v)
+        if pca is not None and pca.ndim == 2 and k < pca.shape[1]:
+            text += " (%s percentile)" % _ordinal(round(100.0 * np.mean(pca[:, k] <= v)))
+        labels.append(text)
+    return labels
+
+
+def landscape_data(flexSet, prot=None, analysis=None):
+    """Arrays the landscape window shows: ids, z, zred, axis names and colour attributes.
+
+    ``analysis``: the landscape analysis that made the zred (:func:`read_analysis`), for the axis
+    names ("UMAP 1", "PCA 1 (61% of variance)"); without it zred's axes are "landscape 1"...
+    Sets without zred are shown on the principal components of z."""
+    from flexplugin.engine.analysis.landscape import axis_labels
     ids, z, zred, defocus = [], [], [], []
     for particle in flexSet.iterItems(orderBy="id"):
         ids.append(particle.getObjId())
@@ -51,24 +126,35 @@ def landscape_data(flexSet, prot=None):
     labels = ["z%d" % (k + 1) for k in range(z.shape[1])]
     if all(r is not None for r in zred):
         zred = np.array(zred, dtype=np.float64)
-        axis = ["landscape %d" % (k + 1) for k in range(zred.shape[1])]
+        if analysis:
+            axis = axis_labels(analysis.get("zred") == "umap", analysis.get("pca_variance") or [],
+                               zred.shape[1])
+        else:
+            axis = ["landscape %d" % (k + 1) for k in range(zred.shape[1])]
     else:                             # no landscape analysis yet: the principal components of z
         zc = z - z.mean(0)
-        vt = np.linalg.svd(zc, full_matrices=False)[2] if len(z) > 1 and z.shape[1] else np.eye(z.shape[1])
+        ratio = np.zeros(0)
+        if len(z) > 1 and z.shape[1]:
+            _, sv, vt = np.linalg.svd(zc, full_matrices=False)
+            if (sv ** 2).sum() > 0:
+                ratio = sv ** 2 / (sv ** 2).sum()
+        else:
+            vt = np.eye(z.shape[1])
         zred = zc @ vt[:min(3, z.shape[1])].T
+        axis = axis_labels(False, ratio, zred.shape[1])
         if zred.shape[1] == 1:
             zred = np.column_stack([zred[:, 0], np.zeros(len(zred))])
-        axis = ["PC %d" % (k + 1) for k in range(zred.shape[1])]
+            axis.append("(no second component)")
     attributes = {}
     classes = getattr(prot, "outputClasses", None) if prot is not None else None
     if classes is not None:
         row = {int(i): r for r, i in enumerate(ids)}
         cluster = np.zeros(len(ids), dtype=np.int64)
-        for cls in classes:
+        for cls in classes:                   # class k of the set: k-means cluster k - 1 of the analysis
             for p in cls.iterItems():
                 if p.getObjId() in row:
                     cluster[row[p.getObjId()]] = cls.getObjId()
-        attributes["cluster"] = cluster
+        attributes["class"] = cluster
     if np.isfinite(defocus).any():
         attributes["defocus (Å)"] = np.array(defocus, dtype=np.float64)
     for k, name in enumerate(labels[:8]):
@@ -159,19 +245,19 @@ def run_landscape(a):
     project = load_project(a.project)
     prot = project.getProtocol(a.protocol)
     flexSet = getattr(prot, a.output)
-    ids, z, zred, axis, attributes = landscape_data(flexSet, prot)
+    analysis = read_analysis(landscape_folder(project, prot))
+    ids, z, zred, axis, attributes = landscape_data(flexSet, prot, analysis)
     app = _app()
     from .landscape_window import LandscapeWindow
     decoder = decoder_for(flexSet) if z.shape[1] and not a.no_decoder else None
-    folder = os.path.join(prot.getWorkingDir() if os.path.isabs(prot.getWorkingDir())
-                          else os.path.join(project.getPath(), prot.getWorkingDir()), "extra", "selections")
+    folder = _runPath(project, prot, "extra", "selections")
     os.makedirs(folder, exist_ok=True)
     window = LandscapeWindow(zred, z=z, ids=ids, attributes=attributes, decoder=decoder,
                              on_subset=subset_launcher(project, prot, a.output, folder), axis_labels=axis,
-                             color_by="cluster" if "cluster" in attributes else None,
+                             color_by="class" if "class" in attributes else None,
                              apix=flexSet.getSamplingRate() * flexSet.getXDim()
                              / flexSet.getFlexInfo().getAttr("boxSize"),
-                             title="%s — %s" % (prot.getRunName(), a.output))
+                             title=a.title or "%s \u2014 landscape (%s)" % (prot.getRunName(), a.output))
     if decoder is not None and os.environ.get("FLEXPLUGIN_SCREENSHOT"):
         window.pick_index(0)
         window.wait_for_decode()
@@ -182,18 +268,43 @@ def run_landscape(a):
             decoder.close()
 
 
+def output_maps(project, prot, outputName):
+    """(files, one label per map, voxel size, what they are) of a run's output: the maps of a class
+    set ("class 2: 153 particles"), of a landscape analysis traversal ("PC1 = 1.23 (50th
+    percentile)", "path: particle 12"), or of any volume or set of volumes."""
+    obj = getattr(prot, outputName)
+    files, labels, apix = [], [], None
+    series = hasattr(obj, "__iter__")
+    for item in (obj if series else [obj]):
+        if hasattr(item, "getRepresentative"):          # a class: its map
+            vol = item.getRepresentative()
+            labels.append(class_label(item.getObjId(), item.getSize()))
+        else:
+            vol = item
+            labels.append("%s %d" % (outputName, item.getObjId() or 1) if series else outputName)
+        files.append(os.path.join(project.getPath(), vol.getFileName()))
+        apix = apix or vol.getSamplingRate()
+    what = "class maps" if outputName == "outputClasses" else outputName
+    if outputName.startswith("outputTraversal"):
+        name = outputName[len("outputTraversal"):].lower()
+        ids_file = _runPath(project, prot, "extra", "ids.npy")
+        ids = np.load(ids_file) if os.path.exists(ids_file) else None
+        analysis = read_analysis(landscape_folder(project, prot))
+        labels = traversal_labels(analysis, name, len(files), ids) or labels
+        what = "maps along %s" % ("the path" if name == "path" else name.upper())
+    return files, labels, apix, what
+
+
 def run_volumes(a):
-    files, labels, mask, apix = list(a.files or []), None, a.mask, None
+    files, labels, mask, apix, title = list(a.files or []), None, a.mask, None, a.title
     if a.project:
         project = load_project(a.project)
-        obj = getattr(project.getProtocol(a.protocol), a.output)
-        items = list(obj) if hasattr(obj, "__iter__") else [obj]
-        files = [os.path.join(project.getPath(), v.getFileName()) for v in items]
-        labels = ["%s %d" % (a.output, v.getObjId() or 1) for v in items]
-        apix = items[0].getSamplingRate()
+        prot = project.getProtocol(a.protocol)
+        files, labels, apix, what = output_maps(project, prot, a.output)
+        title = title or "%s \u2014 %s" % (prot.getRunName(), what)
     app = _app()
     from .volume_window import VolumeWindow
-    window = VolumeWindow(files, labels=labels, mask=mask, apix=apix, title=a.title or "flexplugin maps")
+    window = VolumeWindow(files, labels=labels, mask=mask, apix=apix, title=title or "flexplugin maps")
     return _show(app, window)
 
 

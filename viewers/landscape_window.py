@@ -26,6 +26,7 @@ __all__ = ["LandscapeWindow"]
 NO_COLOR = "None"
 DISPLAY_MODES = ("Points", "Density", "Points + density")
 MAX_CATEGORIES = 20
+PICK_PANEL_HEIGHT = 240   # pixels; a taller picked-particle panel scrolls
 CONTINUOUS_LEVELS = 64
 SELECTION_RGB = (230, 50, 40)
 PICK_RGB = (255, 215, 0)
@@ -39,6 +40,11 @@ PALETTE = [  # categorical colours (Okabe-Ito and Tableau, distinguishable, colo
 
 
 # ----------------------------------------------------------------------------- colouring
+def _is_z_component(name, zdim):
+    """True for the attribute names "z1".."z<zdim>" (the latent components offered in "Colour by")."""
+    return name[:1] == "z" and name[1:].isdigit() and 1 <= int(name[1:]) <= zdim
+
+
 def _is_categorical(values):
     values = np.asarray(values)
     if values.dtype.kind in "biuUSO":
@@ -247,6 +253,35 @@ class _SelectViewBox(pg.ViewBox):
             super().mouseClickEvent(ev)
 
 
+class _FitScrollArea(QtWidgets.QScrollArea):
+    """A vertical scroll area as tall as its word-wrapped widget at the current width, up to
+    ``max_height`` pixels (then it scrolls)."""
+
+    def __init__(self, widget, max_height):
+        super().__init__()
+        self.max_height = max_height
+        self.setWidgetResizable(True)
+        self.setFrameShape(QtWidgets.QFrame.NoFrame)
+        self.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarAlwaysOff)
+        self.setSizePolicy(QtWidgets.QSizePolicy.Preferred, QtWidgets.QSizePolicy.Fixed)
+        self.setWidget(widget)
+        self._width = None
+
+    def sizeHint(self):
+        hint = super().sizeHint()
+        width = self.width() if self.isVisible() else self.widget().sizeHint().width()   # no frame
+        height = self.widget().heightForWidth(max(width, 50))
+        if height < 0:                                 # not word-wrapped
+            height = self.widget().sizeHint().height()
+        return QtCore.QSize(hint.width(), min(height + 2, self.max_height))
+
+    def resizeEvent(self, event):
+        super().resizeEvent(event)
+        if event.size().width() != self._width:      # re-wrapped text: another height
+            self._width = event.size().width()
+            self.updateGeometry()
+
+
 # ----------------------------------------------------------------------------- decoding thread
 class _DecodeThread(QtCore.QThread):
     done = QtCore.pyqtSignal(object, object, object, float)   # request, map, error, seconds
@@ -274,12 +309,15 @@ class LandscapeWindow(QtWidgets.QMainWindow):
     :param z: ``(N, zdim)`` latent points, decoded on click (None: no decoding).
     :param ids: ``(N,)`` particle ids (default ``1..N``), what selections return.
     :param attributes: ``{name: (N,) values}`` offered in "Colour by" (integer-like values with few
-        distinct levels are shown as categories, others on a continuous colour map).
+        distinct levels are shown as categories, named "<attribute> <value>" in the legend, others
+        on a continuous colour map). Attributes "z1", "z2"... (latent components) are not repeated
+        in the picked-particle panel, which shows the whole z.
     :param decoder: a :class:`~.serve_client.DecoderClient` or any object with ``decode(z_list)``
         returning a list of ``(D, D, D)`` arrays.
     :param on_subset: ``callback(ids, name)`` called by "Create subset".
     :param axes: the two columns of ``zred`` shown.
-    :param axis_labels: names of the columns of ``zred`` (default "Dim 1", "Dim 2"...).
+    :param axis_labels: names of the columns of ``zred`` (e.g. "UMAP 1" or "PCA 1 (61% of variance)";
+        default "Dim 1", "Dim 2"...).
     :param color_by: attribute selected at start.
     :param apix: voxel size of decoded maps (default: ``decoder.apix`` when it has one).
     :param mask: optional mask shown over decoded maps.
@@ -350,7 +388,7 @@ class LandscapeWindow(QtWidgets.QMainWindow):
         splitter.addWidget(self.side)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
-        splitter.setSizes([760, 560] if not self.volume_view.isHidden() else [1060, 260])
+        splitter.setSizes([760, 560] if not self.volume_view.isHidden() else [1020, 300])
         self.setCentralWidget(splitter)
         self.setWindowTitle(title or "flexplugin \u2014 conformational landscape")
         self.resize(1420, 860)
@@ -373,6 +411,7 @@ class LandscapeWindow(QtWidgets.QMainWindow):
             ax = self.plot.getAxis(side)
             ax.setPen(pg.mkPen(90, 90, 90))
             ax.setTextPen(pg.mkPen(40, 40, 40))
+            ax.enableAutoSIPrefix(False)             # ticks in the coordinates' own units, no "(x0.001)"
         self.plot.setMenuEnabled(False)
         self.density = pg.ImageItem()
         self.density.setZValue(-10)
@@ -399,6 +438,7 @@ class LandscapeWindow(QtWidgets.QMainWindow):
                                         width=14, pen=pg.mkPen(90, 90, 90))
         cb_axis = self.colorbar.getAxis("right")
         cb_axis.setTextPen(pg.mkPen(40, 40, 40))
+        cb_axis.enableAutoSIPrefix(False)
         cb_axis.setWidth(86)
         cb_axis.setStyle(hideOverlappingLabels=False, autoExpandTextSpace=True)
         self.plot_widget.addItem(self.colorbar, row=0, col=1)
@@ -413,7 +453,9 @@ class LandscapeWindow(QtWidgets.QMainWindow):
         self.pick_label.setTextFormat(QtCore.Qt.RichText)
         self.pick_label.setWordWrap(True)
         self.pick_label.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
-        form.addWidget(self.pick_label)
+        self.pick_label.setAlignment(QtCore.Qt.AlignLeft | QtCore.Qt.AlignTop)
+        self.pick_scroll = _FitScrollArea(self.pick_label, PICK_PANEL_HEIGHT)   # a long z scrolls
+        form.addWidget(self.pick_scroll)
         layout.addWidget(box)
         layout.addWidget(self.volume_view, 1)
         if self.decoder is None or self.z is None:      # nothing to decode: no map view
@@ -626,7 +668,8 @@ class LandscapeWindow(QtWidgets.QMainWindow):
         if cats:
             for value, color, count in cats:
                 item = pg.ScatterPlotItem(symbol="o", size=9, pen=None, brush=pg.mkBrush(*color))
-                self.legend.addItem(item, "%s  (%d)" % (value, count))
+                name = value if isinstance(value, str) else "%s %s" % (self.color_by, value)
+                self.legend.addItem(item, "%s  (%d)" % (name, count))
         self.legend.setVisible(bool(cats))
         layout = self.plot_widget.ci.layout
         if c is not None and c.range is not None and show_points:
@@ -848,20 +891,24 @@ class LandscapeWindow(QtWidgets.QMainWindow):
             hint = "Click on the landscape to pick the nearest particle%s." % (
                 " and decode its map" if self.decoder is not None and self.z is not None else "")
             self.pick_label.setText("<span style='color:#666'>%s</span>" % hint)
+            self.pick_scroll.updateGeometry()
             return
-        rows = ["<tr><td><b>Particle id</b></td><td>%s</td></tr>" % self.ids[i],
-                "<tr><td><b>%s, %s</b></td><td>%.4g, %.4g</td></tr>"
-                % (self.axis_labels[self.axes[0]], self.axis_labels[self.axes[1]], self.x[i], self.y[i])]
+        rows = ["<tr><td><b>Particle id</b></td><td>%s</td></tr>" % self.ids[i]]
+        rows += ["<tr><td><b>%s</b></td><td>%.4g</td></tr>" % (self.axis_labels[a].split(" (")[0], v)
+                 for a, v in zip(self.axes, (self.x[i], self.y[i]))]       # "PCA 1", without its variance
         if self.z is not None:
             zi = self.z[i]
-            text = ", ".join("%.3g" % v for v in zi[:8]) + (", \u2026" if len(zi) > 8 else "")
-            rows.append("<tr><td><b>z</b> (%d)</td><td>%s</td></tr>" % (len(zi), text))
+            values = ",  ".join("z%d&nbsp;=&nbsp;%.3g" % (k + 1, v) for k, v in enumerate(zi))   # wraps between values
+            rows.append("<tr><td colspan='2'><b>z</b> (%d values)<br>%s</td></tr>" % (len(zi), values))
         for name, values in self.attributes.items():
+            if self.z is not None and _is_z_component(name, self.z.shape[1]):
+                continue                                 # already in the z row
             v = values[i]
             rows.append("<tr><td><b>%s</b></td><td>%s</td></tr>"
                         % (name, ("%.4g" % v) if isinstance(v, (float, np.floating)) else v))
         self.pick_label.setText("<table cellspacing='0' cellpadding='2'>%s</table>"
                                 % "".join(rows).replace("</b></td>", "</b>&nbsp;&nbsp;&nbsp;</td>"))
+        self.pick_scroll.updateGeometry()
 
     # ------------------------------------------------------------------------- misc
     def _update_status(self):

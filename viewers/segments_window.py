@@ -234,16 +234,22 @@ def binned_quantiles(x, values, bins):
     return centres, q.reshape(len(chunks), 3, values.shape[1])
 
 
-def principal_components(z, n=3):
+def principal_components(z, n=3, return_ratio=False):
     """Scores of ``z`` (N, D) on its first ``n`` principal components, each oriented so that its
-    largest loading is positive (a reproducible sign)."""
+    largest loading is positive (a reproducible sign); with ``return_ratio`` also the fraction of
+    the variance each component explains."""
     z = np.asarray(z, dtype=np.float64)
     zc = z - z.mean(0)
     if len(z) < 2 or not z.shape[1]:
-        return np.zeros((len(z), 0))
-    vt = np.linalg.svd(zc, full_matrices=False)[2][:min(n, z.shape[1])]
+        return (np.zeros((len(z), 0)), np.zeros(0)) if return_ratio else np.zeros((len(z), 0))
+    _, sv, vt = np.linalg.svd(zc, full_matrices=False)
+    vt = vt[:min(n, z.shape[1])]
     sign = np.sign(vt[np.arange(len(vt)), np.argmax(np.abs(vt), axis=1)])
-    return zc @ (vt * sign[:, None]).T
+    scores = zc @ (vt * sign[:, None]).T
+    if not return_ratio:
+        return scores
+    total = float((sv ** 2).sum())
+    return scores, (sv[:len(vt)] ** 2 / total if total > 0 else np.zeros(len(vt)))
 
 
 # ----------------------------------------------------------------------------- ChimeraX
@@ -334,13 +340,16 @@ class SegmentsWindow(QtWidgets.QMainWindow):
         if len(z) != n:
             raise ValueError("z has %d rows for %d particles" % (len(z), n))
         self.axes = {}
+        self.axis_titles = {}         # axis name -> the plots' axis label, where it says more
         if z.ndim == 1:
             self.axes["landscape coordinate"] = z
         else:
             z = z.reshape(n, -1)
-            pcs = principal_components(z)
+            pcs, ratio = principal_components(z, return_ratio=True)
             for j in range(pcs.shape[1]):
-                self.axes["PC %d" % (j + 1)] = pcs[:, j]
+                name = "PC %d" % (j + 1)
+                self.axes[name] = pcs[:, j]
+                self.axis_titles[name] = "%s of z (%.0f%% of variance)" % (name, 100 * ratio[j])
             for j in range(z.shape[1]):
                 self.axes["z%d" % (j + 1)] = z[:, j]
         for name, values in (extra_axes or {}).items():
@@ -419,6 +428,7 @@ class SegmentsWindow(QtWidgets.QMainWindow):
                 ax = plot.getAxis(side)
                 ax.setPen(pg.mkPen(110, 110, 110))
                 ax.setTextPen(pg.mkPen(40, 40, 40))
+                ax.enableAutoSIPrefix(False)              # ticks in degrees, Å and z units, no "(x0.001)"
             plot.setLabel("left", label, color="#333")
             plot.setMenuEnabled(False)
             plot.hideButtons()
@@ -694,7 +704,7 @@ class SegmentsWindow(QtWidgets.QMainWindow):
         self.legend.setColumnCount(max(1, -(-len(self.segment_ids) // 3)) if len(self.segment_ids) > LEGEND_INSIDE
                                    else 1)
         for key, plot in self.plots.items():
-            plot.setLabel("bottom", self.axis_name, color="#333")
+            plot.setLabel("bottom", self.axis_titles.get(self.axis_name, self.axis_name), color="#333")
             plot.enableAutoRange()
         bins = len(next(iter(self.profiles.values()))["x"]) if self.profiles else 0
         for key, name in (("angle", "Rotation angle"), ("translation", "Translation")):

@@ -70,7 +70,7 @@ class FlexVolumesViewer(Viewer):
 
 class FlexTrainingViewer(EmProtocolViewer):
     """Results of a training run: loss curves, the latent landscape and the consensus map."""
-    _label = "flexplugin training results"
+    _label = "training results"           # Scipion shows "flexplugin - training results"
     _targets = [ProtFlexTrainBase]
     _environments = [DESKTOP_TKINTER, WEB_DJANGO]
 
@@ -110,7 +110,7 @@ class FlexTrainingViewer(EmProtocolViewer):
 class FlexCryoSphereViewer(FlexTrainingViewer):
     """Results of a cryoSPHERE run: those of every training run, the segmentation with each
     segment's motion along the landscape, and the models at the k-means centres."""
-    _label = "flexplugin cryoSPHERE results"
+    _label = "cryoSPHERE results"
     _targets = [ProtFlexCryoSphere]
 
     def _defineParams(self, form):
@@ -152,7 +152,7 @@ class FlexCryoSphereViewer(FlexTrainingViewer):
 
 class FlexLandscapeProtocolViewer(EmProtocolViewer):
     """Results of a landscape analysis: the landscape, the class maps and the traversals."""
-    _label = "flexplugin landscape results"
+    _label = "landscape results"
     _targets = [ProtFlexLandscape]
     _environments = [DESKTOP_TKINTER, WEB_DJANGO]
 
@@ -162,10 +162,11 @@ class FlexLandscapeProtocolViewer(EmProtocolViewer):
     def _defineParams(self, form):
         form.addSection(label="Results")
         form.addParam("showLandscape", params.LabelParam, label="Landscape",
-                      help="Particles on the landscape, coloured by cluster. Click to decode a map; "
+                      help="Particles on the landscape, coloured by k-means class. Click to decode a map; "
                            "select with the rectangle or lasso and 'Create subset' to get a subset run.")
         form.addParam("showClasses", params.LabelParam, label="Class maps",
-                      help="The map of each k-means class (a movie through the classes).")
+                      help="The map of each k-means class (a movie through the classes, each labelled "
+                           "with its class number and particle count).")
         choices = self._traversals() or ["(none)"]
         form.addParam("traversal", params.EnumParam, choices=choices, default=0, label="Traversal",
                       help="Maps along a principal component or a path, played as a movie.")
@@ -180,9 +181,7 @@ class FlexLandscapeProtocolViewer(EmProtocolViewer):
     def _showClasses(self, param=None):
         if not self.protocol.hasAttribute("outputClasses"):
             return [self.errorMessage("The analysis made no classes (k-means clusters = 0).")]
-        files = [os.path.abspath(os.path.join(_projectPath(self), c.getRepresentative().getFileName()))
-                 for c in self.protocol.outputClasses]
-        return [AppView(["volumes", "--files"] + files + ["--title", "class maps"], cwd=_projectPath(self))]
+        return [_outputView(self, "volumes", self.protocol, "outputClasses")]
 
     def _showTraversal(self, param=None):
         names = self._traversals()

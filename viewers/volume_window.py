@@ -428,6 +428,9 @@ class VolumeView(QtWidgets.QWidget):
         self.pause()
         self.volumes = vols
         self.labels = list(labels) if labels is not None else [""] * len(vols)
+        longest = "%s   (%d / %d)" % (max(self.labels, key=len, default=""), len(vols), len(vols))
+        width = self.frame_label.fontMetrics().horizontalAdvance(longest) + 8
+        self.frame_label.setMinimumWidth(max(120, width))         # the slider stays put while playing
         if apix is not None:
             self.apix = apix
         if self.mask is not None and self.mask.shape != shape:
@@ -634,6 +637,9 @@ class VolumeView(QtWidgets.QWidget):
         mean, sd = float(vol.mean()), float(vol.std())
         self.sigma_label.setText("%+.1f \u03c3" % ((self.level - mean) / sd) if sd > 0 else "")
         parts = ["%d \u00d7 %d \u00d7 %d" % vol.shape[::-1]]
+        label = self.frame_text()
+        if len(self.volumes) == 1 and label:
+            parts.insert(0, label)
         if self.apix:
             parts.append("%.3g \u00c5/px" % self.apix)
         parts.append("min %.3g  max %.3g  mean %.3g  sd %.3g" % (vol.min(), vol.max(), mean, sd))
@@ -641,9 +647,12 @@ class VolumeView(QtWidgets.QWidget):
             parts.append("mask: %d voxels > 0.5" % int((self.mask > 0.5).sum()))
         self.info_label.setText("    ".join(parts))
         if len(self.volumes) > 1:
-            label = self.labels[self.frame] if self.frame < len(self.labels) else ""
-            self.frame_label.setText("frame %d / %d%s" % (self.frame + 1, len(self.volumes),
-                                                          ("  " + label) if label else ""))
+            count = "%d / %d" % (self.frame + 1, len(self.volumes))
+            self.frame_label.setText("%s   (%s)" % (label, count) if label else "frame " + count)
+
+    def frame_text(self):
+        """The label of the map shown now ("" without one)."""
+        return self.labels[self.frame] if self.frame < len(self.labels) and self.labels[self.frame] else ""
 
 
 # ----------------------------------------------------------------------------- the window
@@ -674,6 +683,7 @@ class VolumeWindow(QtWidgets.QMainWindow):
         self.setWindowTitle(title or "flexplugin \u2014 volume viewer")
         self.resize(980, 900)
         self._build_menu()
+        self.view.frameChanged.connect(lambda _: self.statusBar().showMessage(self._status()))
         self.statusBar().showMessage(self._status())
 
     @staticmethod
@@ -698,12 +708,16 @@ class VolumeWindow(QtWidgets.QMainWindow):
         return cls(paths, labels=labels, mask=mask, title=title)
 
     def _status(self):
+        """The map shown now: its label, file and place in the series."""
         n = self.view.n_frames
         if not n:
             return "Open a map with File \u2192 Open map"
-        if self.paths:
-            return os.path.basename(self.paths[0]) + (" (+%d)" % (n - 1) if n > 1 else "")
-        return "%d map%s" % (n, "s" if n > 1 else "")
+        i = self.view.frame
+        parts = [self.view.frame_text()]
+        if i < len(self.paths):
+            parts.append(os.path.basename(self.paths[i]))
+        parts.append("map %d of %d" % (i + 1, n) if n > 1 else "")
+        return "  \u00b7  ".join(p for p in parts if p) or "1 map"
 
     def _build_menu(self):
         menu = self.menuBar().addMenu("&File")

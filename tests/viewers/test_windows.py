@@ -413,3 +413,200 @@ def test_viewers_do_not_import_torch():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+# ----------------------------------------------------------------------------- labels
+class _Obj:
+    """A stand-in for the Scipion objects the app reads (particles, classes, volumes, runs)."""
+
+    def __init__(self, **attrs):
+        self.__dict__.update(attrs)
+
+    def __getattr__(self, name):                     # getFoo() -> self.foo
+        if name.startswith("get") and name[3:4].isupper():
+            key = name[3].lower() + name[4:]
+            if key in self.__dict__:
+                return lambda: self.__dict__[key]
+        raise AttributeError(name)
+
+
+class _Set(list):
+    def iterItems(self, orderBy=None):
+        return iter(self)
+
+    def hasCTF(self):
+        return False
+
+
+def _landscape_run(tmp_path, n=120, zdim=10, k=3, scale=1e-3, reduction="pca"):
+    """A landscape analysis run as the app sees it: particles with z (zdim) and zred (tiny values,
+    where an SI prefix would show), k classes (ids 1..k), and its extra/landscape/analysis.json."""
+    rng = np.random.default_rng(5)
+    label = np.arange(n) % k
+    z = rng.normal(size=(n, zdim)) + 3 * label[:, None]
+    zred = scale * np.column_stack([label + 0.1 * rng.normal(size=n), rng.normal(size=n)])
+    particles = _Set(_Obj(objId=i + 1, zFlex=list(z[i]), zRed=zred[i], CTF=None) for i in range(n))
+    classes = _Set(_Obj(objId=c + 1, size=int((label == c).sum()),
+                        iterItems=lambda c=c: iter([p for p, lab in zip(particles, label) if lab == c]))
+                   for c in range(k))
+    folder = tmp_path / "Runs" / "000002_ProtFlexLandscape" / "extra" / "landscape"
+    folder.mkdir(parents=True)
+    (folder / "analysis.json").write_text(json.dumps({"zred": reduction, "pca_variance": [0.613, 0.2, 0.1]}))
+    prot = _Obj(outputParticles=particles, outputClasses=classes, workingDir="Runs/000002_ProtFlexLandscape",
+                runName="flexplugin - landscape analysis")
+    return _Obj(path=str(tmp_path)), prot, label
+
+
+def test_landscape_window_axes_classes_and_z_panel(qapp, tmp_path):
+    from flexplugin.viewers import app
+    from flexplugin.viewers.landscape_window import LandscapeWindow
+    project, prot, label = _landscape_run(tmp_path)
+    analysis = app.read_analysis(app.landscape_folder(project, prot))
+    ids, z, zred, axis, attributes = app.landscape_data(prot.outputParticles, prot, analysis)
+    assert axis == ["PCA 1 (61% of variance)", "PCA 2 (20% of variance)"]
+    np.testing.assert_array_equal(attributes["class"], label + 1)          # classes 1..K, as the class maps
+    win = LandscapeWindow(zred, z=z, ids=ids, attributes=attributes, axis_labels=axis, color_by="class")
+    win.show()
+    qapp.processEvents()
+    for i, (side, name) in enumerate((("bottom", axis[0]), ("left", axis[1]))):
+        ax = win.plot.getAxis(side)
+        assert ax.labelText == name and name.startswith("PCA %d (" % (i + 1)) and name.endswith("% of variance)")
+        assert not ax.autoSIPrefix and "(x" not in ax.labelString()     # zred ~ 1e-3: no "(x0.001)"
+    legend = [label_item.text for _, label_item in win.legend.items]
+    assert legend == ["class %d  (40)" % c for c in (1, 2, 3)]
+    win.pick_index(0)
+    panel = win.pick_label.text()
+    assert panel.count("<b>z</b>") == 1 and "(10 values)" in panel
+    assert all("z%d&nbsp;=&nbsp;%.3g" % (k + 1, v) in panel for k, v in enumerate(z[0]))   # z1..z10
+    assert "<b>z1</b>" not in panel and "<b>z8</b>" not in panel          # z shown once
+    assert "<b>PCA 1</b>" in panel and "<b>class</b>" in panel
+    for _ in range(3):
+        qapp.processEvents()                               # the panel takes the height of its text
+    assert win.pick_scroll.height() >= win.pick_label.heightForWidth(win.pick_scroll.width())
+    _screenshot(win, "landscape_labels")
+    win.close()
+    # UMAP axes; particles without zred: the principal components of z, with their variance
+    (tmp_path / "u").mkdir()
+    project, prot, _ = _landscape_run(tmp_path / "u", reduction="umap")
+    analysis = app.read_analysis(app.landscape_folder(project, prot))
+    assert app.landscape_data(prot.outputParticles, prot, analysis)[3] == ["UMAP 1", "UMAP 2"]
+    for p in prot.outputParticles:
+        p.zRed = np.zeros(0)
+    axis = app.landscape_data(prot.outputParticles, prot)[3]
+    assert len(axis) == 3 and all(a.startswith("PCA %d (" % (i + 1)) and a.endswith("% of variance)")
+                                  for i, a in enumerate(axis))
+
+
+def _map_files(folder, n, box=24):
+    from flexplugin.viewers.volume_window import write_map
+    vols, _ = _series(n=n, box=box)
+    folder.mkdir(parents=True, exist_ok=True)
+    return [write_map(folder / ("vol_%03d.mrc" % i), v, apix=2.0) for i, v in enumerate(vols)]
+
+
+def _open_maps(monkeypatch, project, prot, output):
+    """What "Analyze Results" runs for a maps output (``app volumes --project --protocol
+    --output``): the window it would show."""
+    from flexplugin.viewers import app
+    shown = []
+    monkeypatch.setattr(app, "load_project", lambda path: _Obj(path=project.path, getProtocol=lambda i: prot))
+    monkeypatch.setattr(app, "_show", lambda qt, window: shown.append(window) or 0)
+    assert app.main(["volumes", "--project", project.path, "--protocol", "2", "--output", output]) == 0
+    return shown[0]
+
+
+def test_class_maps_window_says_class_and_particles(qapp, tmp_path, monkeypatch):
+    project, prot, label = _landscape_run(tmp_path, n=10, k=4)
+    files = _map_files(tmp_path / "Runs" / "000002_ProtFlexLandscape" / "extra" / "landscape" / "kmeans", 4)
+    for cls, path in zip(prot.outputClasses, files):
+        cls.representative = _Obj(fileName=os.path.relpath(path, tmp_path), samplingRate=2.0)
+    win = _open_maps(monkeypatch, project, prot, "outputClasses")
+    sizes = [3, 3, 2, 2]
+    assert win.windowTitle() == "flexplugin - landscape analysis \u2014 class maps"
+    assert win.windowTitle().count("flexplugin") == 1
+    for k in range(4):
+        win.view.set_frame(k)
+        text = "class %d: %d particles" % (k + 1, sizes[k])
+        assert win.view.frame_label.text() == "%s   (%d / 4)" % (text, k + 1)
+        assert win.statusBar().currentMessage() == "%s  \u00b7  vol_%03d.mrc  \u00b7  map %d of 4" % (
+            text, k, k + 1)
+    win.view.set_frame(1)
+    win.view.update_surface_now()
+    _screenshot(win, "class_maps")
+    win.close()
+
+
+def test_traversal_window_says_pc_value_and_percentile(qapp, tmp_path, monkeypatch):
+    from flexplugin.viewers import app
+    project, prot, _ = _landscape_run(tmp_path, n=10)
+    folder = tmp_path / "Runs" / "000002_ProtFlexLandscape" / "extra" / "landscape"
+    pc1 = np.linspace(-2.0, 2.0, 1001)                  # the particles' PC1 coordinates
+    lo, hi = np.percentile(pc1, [5, 95])
+    np.save(folder / "pca.npy", np.column_stack([pc1, -pc1]).astype(np.float32))
+    (folder / "analysis.json").write_text(json.dumps({
+        "zred": "umap", "pca_variance": [0.5, 0.3], "pc_traversals": {"pc1": [lo, hi]},
+        "parameters": {"percentiles": [5.0, 95.0], "traversal_points": 5}}))
+    files = _map_files(folder / "pc1", 5)
+    prot.outputTraversalPC1 = _Set(_Obj(objId=i + 1, fileName=f, samplingRate=2.0) for i, f in enumerate(files))
+    win = _open_maps(monkeypatch, project, prot, "outputTraversalPC1")
+    assert win.windowTitle() == "flexplugin - landscape analysis \u2014 maps along PC1"
+    expected = ["PC1 = -1.8 (5th percentile)", "PC1 = -0.9 (28th percentile)", "PC1 = 0 (50th percentile)",
+                "PC1 = 0.9 (73rd percentile)", "PC1 = 1.8 (95th percentile)"]
+    assert win.view.labels == expected
+    for k in range(5):
+        win.view.set_frame(k)
+        assert win.view.frame_label.text().startswith(expected[k] + "   (")
+        assert win.statusBar().currentMessage().startswith(expected[k])
+    win.view.set_frame(2)
+    win.view.update_surface_now()
+    _screenshot(win, "traversal")
+    win.close()
+    # a path traversal: the particle of each map; without an analysis, None (the "outputX k" labels stay)
+    assert app.traversal_labels({"path": {"indices": [3, 0]}}, "path", 2, np.array([11, 12, 13, 14])) == \
+        ["path: particle 14", "path: particle 11"]
+    assert app.traversal_labels(None, "pc1", 5) is None
+    assert [app._ordinal(v) for v in (1, 2, 3, 4, 11, 12, 13, 21, 22, 50, 95)] == \
+        ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "50th", "95th"]
+
+
+def test_segments_window_axis_names(qapp):
+    pytest.importorskip("matplotlib")
+    from flexplugin.viewers.segments_window import SegmentsWindow
+    rng = np.random.default_rng(4)
+    n = 300
+    s = rng.uniform(-1, 1, n)
+    z = 1e-3 * np.column_stack([2 * s, 0.3 * rng.normal(size=(n, 2))])    # tiny latent values
+    coords = np.column_stack([np.arange(20) * 3.8, np.zeros(20), np.zeros(20)])
+    angle = np.column_stack([np.abs(rng.normal(size=n)), 20 + 15 * s])
+    translation = 0.3 * rng.normal(size=(n, 2, 3))
+    win = SegmentsWindow(coords, np.r_[np.ones(10, int), np.full(10, 2)], np.arange(1, 21), angle,
+                         translation, z)
+    ax = win.plots["angle"].getAxis("bottom")
+    assert ax.labelText.startswith("PC 1 of z (") and ax.labelText.endswith("% of variance)")
+    assert "(x" not in ax.labelString() and not win.plots["translation"].getAxis("left").autoSIPrefix
+    win.close()
+
+
+def test_saved_landscape_plot_numbers_classes_from_1(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from flexplugin.engine.analysis import landscape
+    assert landscape.axis_labels(False, [0.613, 0.2], 3) == ["PCA 1 (61% of variance)",
+                                                            "PCA 2 (20% of variance)", "PCA 3"]
+    assert landscape.axis_labels(True, [0.6], 2) == ["UMAP 1", "UMAP 2"]
+    figures = []
+    monkeypatch.setattr(landscape, "_savefig", lambda fig, path: (figures.append(fig),
+                                                                  fig.savefig(path, dpi=60)))
+    rng = np.random.default_rng(6)
+    labels = np.repeat([0, 1, 2], 50)
+    zred = 1e-3 * (rng.normal(size=(150, 2)) + 4 * labels[:, None])
+    centres = np.array([zred[labels == c].mean(0) for c in range(3)])
+    landscape.plot_landscape(str(tmp_path / "landscape.png"), zred, labels, centres, title="PCA",
+                             axis_names=landscape.axis_labels(False, [0.613, 0.2], 2))
+    ax = figures[0].axes[1]                                      # [density, classes, colour bar]
+    assert [t.get_text() for t in ax.texts] == ["1", "2", "3"] and ax.get_title() == "k-means classes 1\u20133"
+    assert ax.get_xlabel() == "PCA 1 (61% of variance)" and ax.get_ylabel() == "PCA 2 (20% of variance)"
+    landscape.plot_cluster_sizes(str(tmp_path / "sizes.png"), labels, 3)
+    ax = figures[1].axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "3"]
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    figures[0].savefig(os.path.join(ARTIFACTS, "viewer_saved_landscape_plot.png"), dpi=60)

@@ -19,8 +19,9 @@ end of training). It writes into ``out`` (the Scipion protocols read these names
   maps at path nodes spread evenly along the path's length, ``path/vol_*.mrc``,
   ``path/z_values.txt`` and ``path/indices.txt`` (the particle index of each map; the first is I,
   the last J; the whole node sequence is in ``analysis.json``);
-- ``landscape.png`` (density and scatter of zred, coloured by cluster with k-means),
-  ``pca_variance.png``, ``cluster_sizes.png`` (with k-means);
+- ``landscape.png`` (density and scatter of zred, coloured by cluster with k-means; axes named
+  as :func:`axis_labels`, classes numbered 1..K as the Scipion classes),
+  ``pca_variance.png``, ``cluster_sizes.png`` (with k-means, classes 1..K);
 - ``analysis.json``: the parameters, the model's method/zdim/box, and every file written.
 
 Maps carry their voxel size (``apix * box_train / D``) and a centred origin, as ``flexplugin
@@ -155,7 +156,24 @@ def _plt():
     return plt
 
 
-def plot_landscape(path, zred, labels=None, centers_2d=None, title="latent landscape"):
+def axis_labels(umap, ratio, ndim):
+    """Names of the ``ndim`` landscape coordinates: "UMAP 1", ... or "PCA 1 (61% of variance)", ...
+    (``ratio``: the explained variance ratio of the principal components)."""
+    if umap:
+        return ["UMAP %d" % (k + 1) for k in range(ndim)]
+    return ["PCA %d (%s of variance)" % (k + 1, _percent(ratio[k])) if k < len(ratio) else "PCA %d" % (k + 1)
+            for k in range(ndim)]
+
+
+def _percent(ratio):
+    p = 100.0 * float(ratio)
+    return "%.0f%%" % p if p >= 1 or p == 0 else "%.1f%%" % p
+
+
+def plot_landscape(path, zred, labels=None, centers_2d=None, title="latent landscape", axis_names=None):
+    """Density and scatter of the first two columns of ``zred``; with ``labels`` (0-based k-means
+    clusters) the points are coloured and the centres marked by class, numbered 1..K as the
+    Scipion classes and the viewers number them."""
     plt = _plt()
     x, y = zred[:, 0], (zred[:, 1] if zred.shape[1] > 1 else np.zeros(len(zred)))
     fig, axes = plt.subplots(1, 2, figsize=(11, 5))
@@ -170,15 +188,16 @@ def plot_landscape(path, zred, labels=None, centers_2d=None, title="latent lands
                         alpha=0.6, linewidths=0, rasterized=True)
         if centers_2d is not None:
             for c, (cx, cy) in enumerate(centers_2d):
-                axes[1].annotate(str(c), (cx, cy), ha="center", va="center", fontweight="bold",
+                axes[1].annotate(str(c + 1), (cx, cy), ha="center", va="center", fontweight="bold",
                                  bbox=dict(boxstyle="circle", fc="white", alpha=0.8))
-        axes[1].set_title("k-means clusters (%d)" % k)
+        axes[1].set_title("k-means classes 1\u2013%d" % k if k > 1 else "k-means class 1")
     else:
         axes[1].scatter(x, y, s=size, alpha=0.5, linewidths=0, color="k", rasterized=True)
         axes[1].set_title("particles")
+    names = list(axis_names or []) + ["dim %d" % (i + 1) for i in range(len(axis_names or []), 2)]
     for ax in axes:
-        ax.set_xlabel("dim 1")
-        ax.set_ylabel("dim 2")
+        ax.set_xlabel(names[0])
+        ax.set_ylabel(names[1])
     fig.suptitle("%s (%d particles)" % (title, len(zred)))
     fig.tight_layout()
     _savefig(fig, path)
@@ -205,9 +224,9 @@ def plot_cluster_sizes(path, labels, k):
     plt = _plt()
     counts = np.bincount(labels, minlength=k)
     fig, ax = plt.subplots(figsize=(max(4, 0.4 * k + 2), 4))
-    ax.bar(np.arange(k), counts, color="tab:green")
-    ax.set_xticks(np.arange(k))
-    ax.set_xlabel("cluster")
+    ax.bar(np.arange(1, k + 1), counts, color="tab:green")
+    ax.set_xticks(np.arange(1, k + 1))
+    ax.set_xlabel("k-means class")
     ax.set_ylabel("particles")
     fig.tight_layout()
     _savefig(fig, path)
@@ -340,7 +359,7 @@ def analyze(model, z, out, kmeans_k=0, pcs=2, umap=False, ndim=2, traversal_poin
             % (path[0], path[1], len(nodes), len(idx), gdir))
 
     plot_landscape(rel(os.path.join(out, "landscape.png")), zred, labels, centers_2d,
-                   title="UMAP" if umap else "PCA")
+                   title="UMAP" if umap else "PCA", axis_names=axis_labels(umap, ratio, ndim))
     plot_pca_variance(rel(os.path.join(out, "pca_variance.png")), ratio)
     if kmeans_k:
         plot_cluster_sizes(rel(os.path.join(out, "cluster_sizes.png")), labels, kmeans_k)
