@@ -42,31 +42,7 @@ from typing import Optional
 
 import torch
 
-
-@dataclass
-class BaseConfig:
-    """Hyper-parameters shared by every method (the optimizer is built by the training loop)."""
-    zdim: int = 8                 # latent dimension (0: homogeneous, where the method allows it)
-    lr: float = 1e-4              # Adam learning rate
-    batch_size: int = 8           # images per optimisation step
-    weight_decay: float = 0.0     # Adam weight decay
-    # Arithmetic of the training step (not a model hyper-parameter; weights stay float32):
-    # "auto" = float16 autocast + gradient scaling on CUDA, bfloat16 autocast on CPUs with
-    # bfloat16 matrix instructions, AMX or AVX-512 BF16 (measured 1.5-2x faster per image there,
-    # accuracy unchanged: benchmarks/RESULTS.md) for methods whose ``cpu_bfloat16`` is True,
-    # float32 on other CPUs; "bf16" forces bfloat16 autocast; "fp32" none.
-    precision: str = "auto"
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d):
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError("%s: unknown hyper-parameters %s" % (cls.__qualname__, sorted(unknown)))
-        return cls(**d)
+from ..configs import BaseConfig  # noqa: F401  (re-exported: methods import it from here)
 
 
 @dataclass

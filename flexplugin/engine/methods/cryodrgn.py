@@ -47,29 +47,14 @@ of radius D/2 (the other half by symmetry), and inverts the Hartley transform: t
 scale of ``reconstruct.py`` (images were divided by ``data_info.scale``; it is multiplied back).
 """
 import math
-from dataclasses import dataclass
-from typing import Optional
 
 import torch
 from torch import nn
 
 from ..geometry.ctf import ctf_2d
 from ..geometry.fourier import fft2_center, freqs_1d, iht3_center, phase_shift_2d
-from .base import BaseConfig, Encoding, Method, autocast_mode as _autocast_mode
-
-
-@dataclass
-class CryoDRGNConfig(BaseConfig):
-    zdim: int = 8               # latent dimension: 1 (simulated sets) or 10 (real data) [CD l.106, 269-277]
-    lr: float = 1e-4            # Adam learning rate [CD l.414-415, 431-432]
-    batch_size: int = 8         # minibatch [CD l.414-415, 431-432]
-    enc_layers: int = 3         # encoder hidden layers: 256x3 (simulated, pilots) [CD l.410-412, 440]
-    enc_dim: int = 256          # encoder width [CD l.410-412]
-    dec_layers: int = 3         # decoder hidden layers: 256x3 (pilots); 512x5 for the simulations [CD]
-    dec_dim: int = 256          # decoder width [CD l.410-412, 440]
-    pe: str = "geom_lowf"       # geom_lowf | geom_ft | gaussian; geom_lowf for noisy data [CD l.317-320; spec A2.1]
-    pe_sigma: float = 0.5       # gaussian features: std in units of D/2 radians [EXT, spec A2.1]
-    beta: Optional[float] = None  # KL weight; None = 1/zdim [EXT, spec A3]
+from ..configs import CryoDRGNConfig
+from .base import Encoding, Method, autocast_mode as _autocast_mode
 
 
 class ResidualMLP(nn.Module):

@@ -57,8 +57,6 @@ Volumes. ``decode_volume`` renders the moved model with ``simulate.render_volume
 data against the prediction, a running mean over training batches) is kept and applied.
 """
 import os
-from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import torch
@@ -68,45 +66,9 @@ import torch.nn.functional as F
 from ..geometry.ctf import ctf_2d
 from ..geometry.fourier import fft2_center, ifft2_center, radial_index, shift_images, soft_circular_window
 from ..simulate import project_atoms, render_volume
-from .base import BaseConfig, Encoding, Method
+from ..configs import CryoSPHEREConfig
+from .base import Encoding, Method
 from .cryodrgn import ResidualMLP
-
-
-@dataclass
-class CryoSPHEREConfig(BaseConfig):
-    zdim: int = 8               # latent dimension [C latent_dimension 8; the paper's value is lost]
-    lr: float = 3e-5            # Adam lr of encoder and decoder [P B.3, EMPIAR-10180]
-    batch_size: int = 128       # [C batch_size; the paper's value is lost]
-    lr_segments: float = 3e-4   # Adam lr of the segmentation's variational parameters [P B.3]
-    segments: int = 20          # K, the maximum number of segments [C N_segm 20; P B.2.6: 10 "still good"]
-    tau: float = 0.05           # temperature of the segmentation softmax [C tau_segmentation]
-    sigma: float = 2.0          # width (std, Å) of each residue's Gaussian [C sigma_gmm]; at least one
-                                # training pixel (our choice: narrower Gaussians alias on the grid)
-    enc_dim: int = 256          # encoder width: residual MLP of constant width (our choice; the paper's
-                                # EMPIAR-10180 encoder tapers 512, 256, 64, 64 [P B.3])
-    enc_layers: int = 3         # encoder hidden blocks after the first layer: 4 hidden layers [P B.3]
-    dec_dim: int = 512          # decoder width [P B.3: 512, 512]
-    dec_layers: int = 1         # decoder hidden blocks after the first layer: 2 hidden layers [P B.3]
-    kl_warmup: int = 150        # epochs of the linear warm-up of the KL of z, mu, sigma [C: N_epochs // 2
-                                # with its 300 epochs]; 0: full weight at once
-    kl_cycle: int = 60          # epochs per cycle of the proportions' KL weight (rises over the first half)
-                                # [C: 5 cycles over 300 epochs, R = 0.5]; 0: full weight at once
-    l2: float = 1e-6            # L2 penalty on encoder and decoder weights [C]
-    continuity_weight: float = 0.0   # consecutive C-alpha distances kept [P eq. 9, optional; C 0.1]
-    clash_weight: float = 0.0   # residues closer than clash_cutoff pushed apart [P eq. 10, optional; C 0.1]
-    clash_cutoff: float = 4.0   # Å [C clashing_cutoff]
-    clash_pairs_max: Optional[float] = None  # only pairs closer than this (Å) in the input model
-                                # ([C] light version for large models: 10); None: all pairs [P]
-    z_samples: int = 64         # encode: z is the posterior mean by importance sampling (this many
-                                # samples from the encoder's q(z|y), widened by z_widen, weighted by
-                                # a Gaussian likelihood of the image, noise from the residual at
-                                # q's mean, and the N(0, I) prior); 0: q's mean (our choice, see
-                                # ``_posterior_mean``). Costs z_samples + 1 renderings per particle
-                                # in encode (about a third of an epoch's training per sample).
-                                # Measured (benchmarks/RESULTS.md, 10k particles, SNR 0.1):
-                                # |Spearman| 0.873 (q's mean) -> 0.899 (32, x2) -> 0.910 (64, x4)
-                                # -> 0.906 (64, x8)
-    z_widen: float = 4.0        # proposal std = z_widen x the encoder's std
 
 
 class CryoSPHERE(Method):

@@ -67,8 +67,6 @@ refinement: each synthetic image comes with its true pose perturbed by ``REFINE_
 refined from the identity.
 """
 import contextlib
-from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import torch
@@ -84,7 +82,8 @@ from ..geometry.fourier import (
     phase_shift_2d,
     soft_circular_window,
 )
-from .base import BaseConfig, Encoding, Method
+from ..configs import HetACUMNConfig
+from .base import Encoding, Method
 from .cryodrgn import CryoDRGN, PositionalEncoding, ResidualMLP, _image_lattice
 
 # Real images used for the SNR estimate of the adaptive synthetic noise (our choice: the
@@ -110,42 +109,6 @@ DEFAULT_CPP_MAX_SHIFT = 0.0625
 SMALL_STEM_BELOW = 128
 # 6D representation of the identity (the first two rows of I).
 IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
-
-
-@dataclass
-class HetACUMNConfig(BaseConfig):
-    zdim: int = 8                 # latent dimension d = 8 [HA §5.1]
-    lr: float = 1.5e-4            # Adam learning rate [HA §5.1]
-    batch_size: int = 128         # 128 and 512 for the two simulated sets [HA §5.1]; 128 (80S) fits a CPU
-    enc_dim: int = 64             # channels of the first ResNet-18 stage (64/128/256/512) [HA App. A1]
-    enc_stem: str = "auto"        # imagenet | small | auto: the ResNet stem; auto: small below D=128 (ours)
-    enc_pool: bool = False        # flatten the last map ("flattened" [HA App. A1]): it keeps
-                                  # where the particle is, which the shift head needs (True: spec B9's pool)
-    head_dim: int = 256           # hidden width of the three heads [HA App. A1]
-    dec_dim: int = 256            # decoder width [HA App. A2]
-    dec_layers: int = 3           # decoder hidden residual layers [UNSPEC; cryoFIRE default, spec B2]
-    pe_sigma: float = 0.5         # random Fourier features: std in units of D/2 cycles [EXT, spec B2]
-    lambda_z: float = 1e-4        # KL weight [HA Eq. 7, §5.1]
-    lambda_t: float = 1e-3        # weight of the shift L1 (times 1/2) [HA Eq. 7, §5.1]
-    lambda_p: float = 0.1         # CPP pose loss weight [HA Eq. 8, §5.1]
-    fch_epochs: int = 50          # conformation head frozen (z from the prior) for these epochs [HA §5.1]
-    cpp: bool = True              # the auxiliary task; False is the paper's "-CPP" ablation [HA §6]
-    cpp_max_shift: Optional[float] = None  # CPP shifts U[-m, m]^2, m in box fractions; None: from the
-                                  # data's shifts (see ``initialise``), else 0.0625 (8 px at D=128 [HA App. B])
-    snr: Optional[float] = None   # ASN signal-to-noise ratio; None: estimated from the data [HA Eq. 9]
-    ignore_poses: bool = True     # ab initio; False: refine the batch's poses, starting from them (ours)
-    pose_weight: float = 0.1      # weight of that pull toward given poses: lambda_p's (our choice)
-    given_pose_epochs: int = 0    # epochs rendering at the given poses if not ignore_poses (our choice)
-    pose_uniformity: float = 0.0  # weight of a uniform-orientation prior on predicted rotations (ours,
-                                  # ``_uniformity``). Ab initio without it the predicted views collapse
-                                  # toward one axis (in-plane angles learned: median ||dR||^2 4.77 after
-                                  # 36k images, D=32, SNR 1); at weight 1 they stay uniform but random
-                                  # (6.87): off by default
-
-    @classmethod
-    def from_dict(cls, d):
-        # Models saved before the stem was an option have the ImageNet stem.
-        return super().from_dict(dict({"enc_stem": "imagenet"}, **d))
 
 
 class _BasicBlock(nn.Module):

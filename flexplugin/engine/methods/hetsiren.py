@@ -87,9 +87,9 @@ from ..geometry.ctf import ctf_2d
 from ..geometry.fourier import (fft2_center, fourier_crop, fourier_crop_3d, freq_grid_2d,
                                 freqs_1d, ifft2_center, soft_circular_window)
 from ..io.mrc import ImageSource
+from ..configs import HetSIRENConfig
 from ..reconstruct import reconstruct
 from .base import Encoding, Method
-from .hetsiren_config import HetSIRENConfig
 from .hetsiren_layers import MetaSine, Trunk, _dense, axis_angle_to_matrix_torch, splat_bilinear
 from .hetsiren_pose import LocalPoseRefinement
 
