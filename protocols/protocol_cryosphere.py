@@ -6,6 +6,7 @@ import pyworkflow.protocol.params as params
 from pwem.objects.data_flexhub import AtomStructFlex
 
 from flexplugin.constants import Z_FILE, Z_VALUES_FILE
+from flexplugin.engine import configs
 
 from .protocol_train_base import ProtFlexTrainBase
 
@@ -22,6 +23,7 @@ class ProtFlexCryoSphere(ProtFlexTrainBase):
     segment) and each segment's motion per particle."""
     _label = "train cryoSPHERE"
     _method = "cryosphere"
+    _config = configs.CryoSPHEREConfig
     _requiredInputs = ("atomic_model",)
     _methodOptions = {"numSegments": "--segments", "continuityWeight": "--continuity-weight",
                       "clashWeight": "--clash-weight", "learningRate": "--lr",
@@ -29,23 +31,32 @@ class ProtFlexCryoSphere(ProtFlexTrainBase):
     _possibleOutputs = dict(ProtFlexTrainBase._possibleOutputs, outputStructures="SetOfAtomStructFlex")
 
     def _defineMethodParams(self, form):
-        form.addParam("numSegments", params.IntParam, default=20, validators=[params.GE(1)],
+        default = self._optionDefault
+        form.addParam("numSegments", params.IntParam, default=default("numSegments"), validators=[params.GE(1)],
                       label="Segments",
                       help="Largest number of rigid segments; unused segments end up empty "
                            "(authors' default 20; 10 is usually enough).")
         form.addParam("numStructures", params.IntParam, default=5, validators=[params.GE(1)],
                       label="Models to write",
                       help="Models decoded at this many k-means centres of the latent space.")
-        form.addParam("continuityWeight", params.FloatParam, default=0.0, validators=[params.GE(0)],
-                      expertLevel=params.LEVEL_ADVANCED, label="Continuity loss weight",
-                      help="Keeps consecutive C-alpha atoms at their distance (0: off).")
-        form.addParam("clashWeight", params.FloatParam, default=0.0, validators=[params.GE(0)],
-                      expertLevel=params.LEVEL_ADVANCED, label="Clash loss weight",
-                      help="Pushes residues closer than 4 Å apart (0: off).")
-        form.addParam("learningRate", params.FloatParam, default=3e-5, validators=[params.Positive],
+        form.addParam("continuityWeight", params.FloatParam, default=default("continuityWeight"),
+                      validators=[params.GE(0)], expertLevel=params.LEVEL_ADVANCED,
+                      label="Continuity loss weight",
+                      help="Weight of the paper's optional continuity loss (Eq. 9), which keeps "
+                           "consecutive C-alpha atoms at their distance in the input model, so moving "
+                           "segments do not tear the chain apart (0: off; the authors' code uses 0.1).")
+        form.addParam("clashWeight", params.FloatParam, default=default("clashWeight"),
+                      validators=[params.GE(0)], expertLevel=params.LEVEL_ADVANCED,
+                      label="Clash loss weight",
+                      help="Weight of the paper's optional clash loss (Eq. 10), which pushes apart "
+                           "residues that come closer than %g Å, so moving segments do not overlap "
+                           "(0: off; the authors' code uses 0.1)." % self._configDefaults()["clash_cutoff"])
+        form.addParam("learningRate", params.FloatParam, default=default("learningRate"),
+                      validators=[params.Positive],
                       expertLevel=params.LEVEL_ADVANCED, label="Learning rate",
                       help="Adam learning rate of the encoder and decoder (paper: 3e-5).")
-        form.addParam("segmentsLearningRate", params.FloatParam, default=3e-4, validators=[params.Positive],
+        form.addParam("segmentsLearningRate", params.FloatParam, default=default("segmentsLearningRate"),
+                      validators=[params.Positive],
                       expertLevel=params.LEVEL_ADVANCED, label="Segmentation learning rate",
                       help="Learning rate of the segmentation's parameters (paper: 3e-4).")
 

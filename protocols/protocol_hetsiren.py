@@ -1,7 +1,12 @@
 """HetSIREN training (Herreros et al. 2025): real-space decoding with a sinusoidal hypernetwork."""
 import pyworkflow.protocol.params as params
 
+from flexplugin.engine import configs
+
 from .protocol_train_base import ProtFlexTrainBase
+
+LOSSES = ["mse", "corr"]
+ENCODERS = ["mlp", "conv"]
 
 
 class ProtFlexHetSiren(ProtFlexTrainBase):
@@ -13,29 +18,39 @@ class ProtFlexHetSiren(ProtFlexTrainBase):
     from the latent space."""
     _label = "train HetSIREN"
     _method = "hetsiren"
-    _defaultZdim = 10
+    _config = configs.HetSIRENConfig
     _optionalInputs = ("mask", "reference")
     _methodOptions = {"refinePoses": "--refine-poses", "decouple": "--decouple", "lossType": "--loss",
-                      "encoderType": "--encoder", "learningRate": "--lr"}
+                      "encoderType": "--encoder", "learningRate": "--lr", "l1Weight": "--l1"}
 
     def _defineMethodParams(self, form):
-        form.addParam("refinePoses", params.BooleanParam, default=False, label="Refine poses?",
+        default = self._optionDefault
+        form.addParam("refinePoses", params.BooleanParam, default=default("refinePoses"), label="Refine poses?",
                       help="Learn a small correction of each particle's angles and shifts; the output "
                            "particles carry the refined alignment.")
-        form.addParam("decouple", params.BooleanParam, default=False, label="Decouple pose and CTF?",
+        form.addParam("decouple", params.BooleanParam, default=default("decouple"),
+                      label="Decouple pose and CTF?",
                       help="Train with poses and CTFs shuffled within each batch plus consistency "
                            "losses, so the landscape carries conformation rather than pose or defocus.")
-        form.addParam("lossType", params.EnumParam, choices=["mse", "corr"], default=0,
+        form.addParam("lossType", params.EnumParam, choices=LOSSES, default=LOSSES.index(default("lossType")),
                       expertLevel=params.LEVEL_ADVANCED, label="Image loss",
                       help="Mean squared error (default) or correlation between image and projection.")
-        form.addParam("encoderType", params.EnumParam, choices=["mlp", "conv"], default=0,
+        form.addParam("encoderType", params.EnumParam, choices=ENCODERS,
+                      default=ENCODERS.index(default("encoderType")),
                       expertLevel=params.LEVEL_ADVANCED, label="Encoder",
                       help="Fully connected (default: three layers of 1024) or the paper's small "
                            "convolutional network, which in our tests needed about twice the epochs "
                            "to order the states.")
-        form.addParam("learningRate", params.FloatParam, default=1e-4, validators=[params.Positive],
-                      expertLevel=params.LEVEL_ADVANCED, label="Learning rate",
+        form.addParam("learningRate", params.FloatParam, default=default("learningRate"),
+                      validators=[params.Positive], expertLevel=params.LEVEL_ADVANCED, label="Learning rate",
                       help="Adam. The paper's 1e-5 needs many more epochs.")
+        form.addParam("l1Weight", params.FloatParam, default=default("l1Weight"), validators=[params.GE(0)],
+                      expertLevel=params.LEVEL_ADVANCED, label="Map L1 weight",
+                      help="Weight (the paper's lambda_1) of the mean absolute value of the decoded "
+                           "maps in the loss: it favours sparse maps, which damps noise outside the "
+                           "particle. The paper uses 1, the authors' released program 0.1 (the "
+                           "default); 0: off. The other map penalties (negative values, total "
+                           "variation, gradients) keep their weights.")
 
     def _citations(self):
         return ["Herreros2025"]

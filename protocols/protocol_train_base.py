@@ -5,17 +5,24 @@ A method protocol is a small subclass::
     class ProtFlexCryoDrgn(ProtFlexTrainBase):
         _label = "train cryoDRGN"
         _method = "cryodrgn"                        # flexplugin train <method>
+        _config = configs.CryoDRGNConfig            # the method's hyper-parameters and their defaults
         _methodOptions = {"numLayers": "--layers"}  # form parameter -> engine option
 
         def _defineMethodParams(self, form):
-            form.addParam("numLayers", params.IntParam, default=3, label="Layers")
+            form.addParam("numLayers", params.IntParam, default=self._optionDefault("numLayers"),
+                          label="Layers")
+
+The defaults of the form are the engine's: ``_optionDefault`` reads the field of the method's
+Config (:mod:`flexplugin.engine.configs`, which imports no torch) behind the parameter's option.
 
 It runs ``flexplugin train <method> --particles P --out DIR --zdim Z --epochs N [--box D]
-[--batch-size B] [--mask M] [--reference R] [--structure S] [--resume] <method options>`` and
-registers ``OUT/z.npy`` (+ the optional ``OUT/rotations.npy`` + ``OUT/shifts_A.npy``) as a
-SetOfParticlesFlex and ``OUT/consensus.mrc`` as a VolumeFlex. The optional inputs a method takes
-are declared in ``_optionalInputs`` / ``_requiredInputs`` (keys of ``INPUT_PARAMS``).
+[--batch-size B] [--invert] [--no-window] [--mask M] [--reference R] [--structure S] [--resume]
+<method options>`` and registers ``OUT/z.npy`` (+ the optional ``OUT/rotations.npy`` +
+``OUT/shifts_A.npy``) as a SetOfParticlesFlex and ``OUT/consensus.mrc`` as a VolumeFlex. The
+optional inputs a method takes are declared in ``_optionalInputs`` / ``_requiredInputs`` (keys of
+``INPUT_PARAMS``).
 """
+import dataclasses
 import os
 
 import numpy as np
@@ -26,6 +33,7 @@ from pyworkflow.protocol.constants import MODE_RESUME
 
 from flexplugin.constants import CONFIG_JSON, CONSENSUS_MAP, Z_FILE
 from flexplugin.convert import fillFlexParticles, loadPoses
+from flexplugin.engine import configs
 
 from .protocol_base import ProtFlexEngineBase
 
@@ -42,13 +50,22 @@ INPUT_PARAMS = {
 }
 
 
+class EmptyOrGE(params.Conditional):
+    """Validator of an optional number: empty (the engine's default) or at least ``threshold``."""
+
+    def __init__(self, threshold):
+        params.Conditional.__init__(self, "Value should be empty or at least %s" % threshold,
+                                    allowsNull=True)
+        self._condition = lambda value: value >= threshold
+
+
 class ProtFlexTrainBase(ProtFlexEngineBase, ProtFlexBase):
     """Base of the training protocols (not runnable: subclasses set ``_label`` and ``_method``)."""
     _label = None
     _method = None          # engine method name (flexplugin train <method>)
     _trainsOnGpu = True     # the form offers the CPU fall-back choice
+    _config = configs.BaseConfig  # the method's Config: the defaults of the form's parameters
     _methodOptions = {}     # form parameter name -> engine option (a boolean gives --x / --no-x)
-    _defaultZdim = 8        # the method paper's latent dimension
     _optionalInputs = ()    # optional inputs the method takes (keys of INPUT_PARAMS)
     _requiredInputs = ()    # inputs it cannot do without
     _possibleOutputs = {"outputParticles": "SetOfParticlesFlex", "outputVolume": "VolumeFlex"}
@@ -67,14 +84,25 @@ class ProtFlexTrainBase(ProtFlexEngineBase, ProtFlexBase):
                       label="Training box (px)",
                       help="Fourier-crop the particles to this even box for training "
                            "(0: the particles' own box). Smaller is faster, e.g. 64 or 128.")
+        form.addParam("invertContrast", params.BooleanParam, default=False, label="Invert contrast?",
+                      help="Set when the protein is dark in the images (the methods expect it bright, "
+                           "as RELION writes particles). The trained model keeps the setting: later "
+                           "encoding and decoding read images the same way.")
+        form.addParam("softWindow", params.BooleanParam, default=True, expertLevel=params.LEVEL_ADVANCED,
+                      label="Soft circular window?",
+                      help="Multiply the images by a soft circular mask: 1 inside 85% of the box "
+                           "radius, a cosine edge falling to 0 at 99%, which removes the noise and "
+                           "neighbouring particles in the corners. No: the whole box is used (for "
+                           "particles that fill it).")
         form.addSection(label="Training")
-        form.addParam("zDim", params.IntParam, default=self._defaultZdim, validators=[params.Range(1, 256)],
+        defaults = self._configDefaults()
+        form.addParam("zDim", params.IntParam, default=defaults["zdim"], validators=[params.Range(1, 256)],
                       label="Latent dimension", help="Size of each particle's latent vector z.")
         form.addParam("numEpochs", params.IntParam, default=20, validators=[params.GE(1)],
                       label="Epochs", help="Passes over the particle set.")
         form.addParam("batchSize", params.IntParam, default=0, validators=[params.GE(0)],
                       expertLevel=params.LEVEL_ADVANCED, label="Batch size",
-                      help="Particles per step (0: the method's default).")
+                      help="Particles per step (0: the method's default, %d)." % defaults["batch_size"])
         form.addSection(label="Method")
         self._defineMethodParams(form)
 
@@ -88,7 +116,25 @@ class ProtFlexTrainBase(ProtFlexEngineBase, ProtFlexBase):
         return given
 
     def _defineMethodParams(self, form):
-        """Hook: a method adds its own parameters (listed in ``_methodOptions``)."""
+        """Hook: a method adds its own parameters (listed in ``_methodOptions``, with their defaults
+        from ``_optionDefault``)."""
+
+    @classmethod
+    def _configDefaults(cls):
+        """{field: default} of the method's Config dataclass."""
+        return {f.name: f.default for f in dataclasses.fields(cls._config)}
+
+    @classmethod
+    def _optionDefault(cls, name):
+        """The engine's default of form parameter ``name`` (a key of ``_methodOptions``): the Config
+        field behind its option (``--enc-layers`` -> ``enc_layers``); ``--no-x`` for a boolean field
+        ``x`` is its negation. An EnumParam takes the index of this value in its choices."""
+        option = cls._methodOptions[name]
+        defaults = cls._configDefaults()
+        field = option[2:].replace("-", "_")
+        if field not in defaults and option.startswith("--no-"):
+            return not defaults[field[3:]]
+        return defaults[field]
 
     def _methodArgs(self):
         """Hook: engine options of the method, by default from ``_methodOptions`` (an EnumParam
@@ -139,6 +185,10 @@ class ProtFlexTrainBase(ProtFlexEngineBase, ProtFlexBase):
             args += ["--box", self.boxSize.get()]
         if self.batchSize.get():
             args += ["--batch-size", self.batchSize.get()]
+        if self.invertContrast:
+            args.append("--invert")
+        if not self.softWindow.get(True):
+            args.append("--no-window")
         for key, obj in self._givenInputs().items():
             args += [INPUT_PARAMS[key][2], os.path.abspath(obj.getFileName())]
         if self._isContinued():

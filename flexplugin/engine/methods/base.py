@@ -4,7 +4,8 @@ A method is a ``torch.nn.Module`` subclass of :class:`Method` with
 
 - ``name``: its registry key (``methods.METHODS[name] is cls``);
 - ``Config``: a dataclass (subclass of :class:`BaseConfig`) of hyper-parameters whose defaults
-  come from the method's paper, each documented with its source in the field's comment. Fields
+  come from the method's paper, each documented with its source in the field's comment, defined
+  in :mod:`flexplugin.engine.configs` (no torch there: the Scipion forms read the defaults). Fields
   hold plain JSON types (int, float, str, bool, None), so a config round-trips through
   ``config.json`` and ``torch.load(weights_only=True)``; the command line builds one option per
   field (``enc_layers`` -> ``--enc-layers``);
