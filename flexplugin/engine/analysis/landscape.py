@@ -33,7 +33,7 @@ import os
 
 import numpy as np
 
-from ...constants import KMEANS_LABELS_FILE, Z_VALUES_FILE, ZRED_FILE
+from ...constants import ANALYSIS_JSON, KMEANS_LABELS_FILE, PCA_FILE, Z_VALUES_FILE, ZRED_FILE
 from ..errors import InputError
 from ..io.mrc import save_npy, save_txt
 
@@ -292,7 +292,7 @@ def analyze(model, z, out, kmeans_k=0, pcs=2, umap=False, ndim=2, traversal_poin
     # PCA: enough components for the traversals and for zred.
     n_pc = min(pcs, zdim)                  # traversals
     coords, comps, ratio, mean = pca(z, min(max(pcs, ndim), zdim))
-    save_npy(rel(os.path.join(out, "pca.npy")), coords.astype(np.float32))
+    save_npy(rel(os.path.join(out, PCA_FILE)), coords.astype(np.float32))
     _savetxt(rel(os.path.join(out, "pca_variance.txt")), ratio)
     log("analyze: %d particles, zdim %d; PCA explained variance %s"
         % (n, zdim, ", ".join("%.3f" % r for r in ratio)))
@@ -364,10 +364,10 @@ def analyze(model, z, out, kmeans_k=0, pcs=2, umap=False, ndim=2, traversal_poin
     if kmeans_k:
         plot_cluster_sizes(rel(os.path.join(out, "cluster_sizes.png")), labels, kmeans_k)
 
-    files.append("analysis.json")
+    files.append(ANALYSIS_JSON)
     summary["files"] = files
     from ..io.mrc import atomic_path
-    with atomic_path(os.path.join(out, "analysis.json")) as tmp:
+    with atomic_path(os.path.join(out, ANALYSIS_JSON)) as tmp:
         with open(tmp, "w") as f:
             json.dump(summary, f, indent=1)
     log("analyze: wrote %d files to %s" % (len(files), out))
