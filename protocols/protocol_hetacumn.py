@@ -16,6 +16,7 @@ class ProtFlexHetAcumn(ProtFlexTrainBase):
     _method = "hetacumn"
     _requiresAlignment = False
     _config = configs.HetACUMNConfig
+    _defaultEpochs = 100    # the paper's schedule: 50 epochs with the conformation head frozen, then 50
     _methodOptions = {"useInputPoses": "--no-ignore-poses", "frozenEpochs": "--fch-epochs",
                       "auxiliaryTask": "--cpp", "learningRate": "--lr", "encoderWidth": "--enc-dim",
                       "klWeight": "--lambda-z"}

@@ -65,6 +65,7 @@ class ProtFlexTrainBase(ProtFlexEngineBase, ProtFlexBase):
     _method = None          # engine method name (flexplugin train <method>)
     _trainsOnGpu = True     # the form offers the CPU fall-back choice
     _config = configs.BaseConfig  # the method's Config: the defaults of the form's parameters
+    _defaultEpochs = 20     # the form's default number of epochs
     _methodOptions = {}     # form parameter name -> engine option (a boolean gives --x / --no-x)
     _optionalInputs = ()    # optional inputs the method takes (keys of INPUT_PARAMS)
     _requiredInputs = ()    # inputs it cannot do without
@@ -98,7 +99,7 @@ class ProtFlexTrainBase(ProtFlexEngineBase, ProtFlexBase):
         defaults = self._configDefaults()
         form.addParam("zDim", params.IntParam, default=defaults["zdim"], validators=[params.Range(1, 256)],
                       label="Latent dimension", help="Size of each particle's latent vector z.")
-        form.addParam("numEpochs", params.IntParam, default=20, validators=[params.GE(1)],
+        form.addParam("numEpochs", params.IntParam, default=self._defaultEpochs, validators=[params.GE(1)],
                       label="Epochs", help="Passes over the particle set.")
         form.addParam("batchSize", params.IntParam, default=0, validators=[params.GE(0)],
                       expertLevel=params.LEVEL_ADVANCED, label="Batch size",

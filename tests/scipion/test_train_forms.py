@@ -112,3 +112,12 @@ def test_protocols_and_configs_import_no_torch():
             "assert not bad, bad")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("cls", TRAINING, ids=[c.__name__ for c in TRAINING])
+def test_untouched_form_passes_its_own_checks_on_epochs(cls):
+    """The default epochs outlast any frozen-head period the method's defaults set."""
+    prot = cls()
+    epochs = prot.numEpochs.get()
+    frozen = prot.frozenEpochs.get() if hasattr(prot, "frozenEpochs") else 0
+    assert epochs > frozen
