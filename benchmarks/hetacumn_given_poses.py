@@ -15,7 +15,7 @@ and the CPU-sized architecture of ``--hetacumn-args``; cryoDRGN with ``--cryodrg
 ``hetacumn_no_cpp`` is HetACUMN without the auxiliary task (the paper's -CPP ablation).
 Scores: k-means ARI (as many clusters as states), |Spearman(PC1 of z, state)| and for HetACUMN
 the entanglement E_entangle = E_pose + E_z [HA §4.4] of its refined poses and z (with
-``--perturb-deg`` the given poses carry errors for the refinement to remove). The issue's
+``--perturb-deg`` / ``--perturb-px`` the given poses carry errors for the refinement to remove). The issue's
 targets: two states ARI >= 0.9 where cryoDRGN reaches it, never below cryoDRGN; the motion
 Spearman at least cryoDRGN's at SNR 0.1 and >= 0.9 at SNR 1. Appends to OUT/results.jsonl.
 """
@@ -91,23 +91,24 @@ def score(out, data, states):
     return r
 
 
-def given_star(data, perturb_deg, seed):
+def given_star(data, perturb_deg, perturb_px, seed):
     """The star the methods train on: the simulation's, or its poses with errors of
-    ``perturb_deg`` degrees (standard deviation per rotation-vector component) and 1 px."""
-    if not perturb_deg:
+    ``perturb_deg`` degrees (standard deviation per rotation-vector component) and ``perturb_px``
+    pixels (per shift component)."""
+    if not perturb_deg and not perturb_px:
         return os.path.join(data, "particles.star")
     from dataclasses import replace
 
     from flexplugin.engine.geometry import so3
     from flexplugin.engine.io import read_particles, write_star
-    path = os.path.join(data, "particles_perturbed_%g.star" % perturb_deg)
+    path = os.path.join(data, "particles_perturbed_%gdeg_%gpx.star" % (perturb_deg, perturb_px))
     if not os.path.exists(path):
         table = read_particles(os.path.join(data, "particles.star"))
         rng = np.random.default_rng(seed)
         n = len(table.rotations)
         noise = so3.axis_angle_to_matrix(rng.normal(scale=np.radians(perturb_deg), size=(n, 3)))
         write_star(path, replace(table, rotations=noise @ table.rotations,
-                                 shifts_A=table.shifts_A + rng.normal(scale=APIX, size=(n, 2))))
+                                 shifts_A=table.shifts_A + rng.normal(scale=perturb_px * APIX, size=(n, 2))))
     return path
 
 
@@ -116,11 +117,11 @@ def run(variant, name, a, data, states, env):
     extra = a.method_args[method] + VARIANTS.get(variant, [])
     out = os.path.join(a.out, name, variant)
     t0 = time.time()
-    cli("train", method, "--particles", given_star(data, a.perturb_deg, a.seed), "--out", out,
+    cli("train", method, "--particles", given_star(data, a.perturb_deg, a.perturb_px, a.seed), "--out", out,
         "--epochs", a.epochs, "--seed", a.seed, "--threads", a.threads, "--log-every", 0,
         "--zdim", a.zdim, *extra, env=env)
     r = score(out, data, states)
-    r.update(set=name, method=variant, perturb_deg=a.perturb_deg, epochs=a.epochs, n=a.n, zdim=a.zdim, seed=a.seed,
+    r.update(set=name, method=variant, perturb_deg=a.perturb_deg, perturb_px=a.perturb_px, epochs=a.epochs, n=a.n, zdim=a.zdim, seed=a.seed,
              seconds=round(time.time() - t0), args=" ".join(map(str, extra)))
     print("%-11s %-16s ARI %.3f  |Spearman(PC1, state)| %.3f%s  (%d s)"
           % (name, variant, r["ari"], r["spearman_pc1"],
@@ -142,7 +143,9 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--perturb-deg", type=float, default=0.0,
-                    help="train on the poses with errors of this many degrees per axis (and 1 px)")
+                    help="train on the poses with errors of this many degrees per axis")
+    ap.add_argument("--perturb-px", type=float, default=0.0,
+                    help="and the shifts with errors of this many pixels per axis")
     ap.add_argument("--hetacumn-args", default="--no-ignore-poses --given-pose-epochs 1000 --fch-epochs 0 "
                     "--enc-dim 16 --head-dim 64 --dec-dim 128 --dec-layers 3 --lr 1e-3 --batch-size 16",
                     help="`train hetacumn` options (one string)")
