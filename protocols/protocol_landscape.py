@@ -3,6 +3,7 @@ import os
 
 import numpy as np
 import pyworkflow.protocol.params as params
+from pyworkflow.object import Pointer
 from pwem.objects.data_flexhub import ParticleFlex
 
 from flexplugin.constants import KMEANS_LABELS_FILE, Z_FILE, Z_VALUES_FILE, ZRED_FILE
@@ -98,10 +99,13 @@ class ProtFlexLandscape(ProtFlexModelBase):
             fp.setObjId(particle.getObjId())
             fp.setZRed(zred[rowOf[particle.getObjId()]].tolist())
             particles.append(fp)
-        outputs = dict(outputParticles=particles)
-
+        # The particles first: the classes point at them through this protocol's output (a direct
+        # pointer to the set would put a developer warning in the user's log).
+        self._defineOutputs(outputParticles=particles)
+        self._defineSourceRelation(self.inputParticles, particles)
+        outputs = {}
         if self.numClusters.get():
-            outputs["outputClasses"] = self._classes(particles, ids, z, zred)
+            outputs["outputClasses"] = self._classes(Pointer(self, extended="outputParticles"), ids, z, zred)
         for k in range(1, self.numPCs.get() + 1):
             folder = "pc%d" % k
             if os.path.isdir(self._outDir(folder)):
@@ -110,7 +114,8 @@ class ProtFlexLandscape(ProtFlexModelBase):
         if os.path.isdir(self._outDir("path")):
             zs = np.loadtxt(self._outDir("path", Z_VALUES_FILE), ndmin=2)
             outputs["outputTraversalPath"] = self._volumeSet("_path", self._maps("path"), zs)
-        self._defineOutputs(**outputs)
+        if outputs:
+            self._defineOutputs(**outputs)
         for output in outputs.values():
             self._defineSourceRelation(self.inputParticles, output)
 

@@ -58,6 +58,8 @@ def test_landscape_classes_match_states(trained):
     traversal = land.outputTraversalPC1
     assert traversal.getSize() == 4 and all(len(v.getZFlex()) == 2 for v in traversal)
     assert land.summary() and land.methods()
+    log = open(os.path.join(project.getPath(), land.getLogPaths()[0]), errors="replace").read()
+    assert "FOR DEVELOPERS" not in log
 
     from flexplugin.protocols import ProtFlexSubset
     first = classes.getFirstItem()
