@@ -212,7 +212,7 @@ def match_residues(wanted, numbers):
 def segments_data(folder, structure):
     """The segments window's arguments from a cryoSPHERE training folder (``segments.txt``,
     ``segment_motions.npz``, ``z.npy``) and its input model (PDB / mmCIF)."""
-    from .segments_window import read_ca_trace
+    from .ca_trace import read_ca_trace
     table = np.loadtxt(os.path.join(folder, "segments.txt"), dtype=np.int64, ndmin=2)
     coords, numbers, chains = read_ca_trace(structure)
     rows = match_residues(table[:, 0], numbers)
@@ -331,7 +331,8 @@ def run_segments(a):
     if not folder or not structure:
         raise SystemExit("segments: give --project and --protocol, or --train-dir and --structure")
     data = segments_data(folder, structure)
-    from .segments_window import SegmentsWindow, chimerax_models_command
+    from .chimerax import chimerax_models_command
+    from .segments_window import SegmentsWindow
     if a.chimerax:
         cmd = chimerax_models_command(models, data["numbers"], data["segments"])
         if cmd is None:

@@ -9,282 +9,32 @@ the interquartile range as a band, one colour per segment as in the 3D view. A t
 segment's residues, the median and 95th percentile of its angle and translation and their rank
 correlation (Spearman) with the coordinate. Selecting a row highlights that segment everywhere.
 
-:func:`read_ca_trace` reads the C-alpha atoms of a PDB or mmCIF file (gemmi when importable, a
-small reader otherwise); :func:`chimerax_models_command` opens models coloured by segment.
+:func:`read_ca_trace` (:mod:`.ca_trace`) reads the C-alpha atoms of a PDB or mmCIF file;
+:func:`chimerax_models_command` (:mod:`.chimerax`) opens models coloured by segment; the
+statistics are in :mod:`.segment_stats`, the 3D view and the table in :mod:`.segments_panels`.
 
 Every control has a method counterpart (``set_axis``, ``set_bins``, ``highlight_segment``,
 ``segment_summary``...), so scripts and tests drive the window without a mouse.
 """
 import csv
 import os
-import re
 import subprocess
 
 import numpy as np
 import pyqtgraph as pg
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from mpl_toolkits.mplot3d.art3d import Line3DCollection
 from PyQt5 import QtCore, QtGui, QtWidgets
 
-from .landscape_window import PALETTE
-from .volume_window import chimerax_executable
+from .ca_trace import read_ca_trace
+from .chimerax import chimerax_executable, chimerax_models_command
+from .colors import PALETTE, segment_colors
+from .segment_stats import (binned_quantiles, principal_components, rank_correlation, ranks, residue_ranges,
+                            spearman)
+from .segments_panels import LEGEND_INSIDE, SUMMARY_COLUMNS, SegmentsTable, TraceView
 
 __all__ = ["SegmentsWindow", "read_ca_trace", "residue_ranges", "binned_quantiles", "spearman",
-           "chimerax_models_command"]
+           "chimerax_models_command", "PALETTE"]
 
-MAX_BOND_A = 4.5            # consecutive C-alpha atoms further apart: a chain break, no bond drawn
 MAX_SCATTER = 1500          # particles drawn per segment when "Particles" is on
-LEGEND_INSIDE = 5           # more segments: the 3D view's legend goes under it, the plots' in columns
-SUMMARY_COLUMNS = ("segment", "residues", "count", "angle_median", "angle_p95",
-                   "translation_median", "translation_p95", "rho_angle", "rho_translation")
-TABLE_HEADERS = ("Seg.", "Residues", "Count", "Angle (\u00b0)\nmedian", "Angle (\u00b0)\n95th pct",
-                 "Transl. (\u00c5)\nmedian", "Transl. (\u00c5)\n95th pct", "\u03c1\nangle", "\u03c1\ntransl.")
-
-
-# ----------------------------------------------------------------------------- model files
-_CIF_TOKEN = re.compile(r"'(?:[^']|'(?=\S))*'|\"(?:[^\"]|\"(?=\S))*\"|\S+")
-
-
-def _read_ca_pdb(path):
-    rows, altloc = [], {}
-    with open(path) as f:
-        for line in f:
-            rec = line[:6]
-            if rec.startswith("ENDMDL"):
-                break                                   # the first model only
-            if rec not in ("ATOM  ", "HETATM") or line[12:16] != " CA ":
-                continue                                # " CA " is C-alpha, "CA  " calcium
-            element = line[76:78].strip().upper()
-            if element and element != "C":
-                continue
-            key = (line[21], line[22:27])
-            if key in altloc:                           # first alternate location only
-                continue
-            altloc[key] = True
-            rows.append((line[21].strip(), int(line[22:26]),
-                         float(line[30:38]), float(line[38:46]), float(line[46:54])))
-    return rows
-
-
-def _read_ca_cif(path):
-    """C-alpha rows of an mmCIF ``_atom_site`` loop (first model, first alternate location)."""
-    with open(path) as f:
-        lines = f.read().splitlines()
-    i, n = 0, len(lines)
-    while i < n:
-        if lines[i].strip() == "loop_" and i + 1 < n and lines[i + 1].strip().startswith("_atom_site."):
-            break
-        i += 1
-    else:
-        return []
-    i += 1
-    names = []
-    while i < n and lines[i].strip().startswith("_atom_site."):
-        names.append(lines[i].strip().split()[0][len("_atom_site."):])
-        i += 1
-    col = {name: k for k, name in enumerate(names)}
-
-    def pick(row, *keys):
-        for key in keys:
-            if key in col and row[col[key]] not in (".", "?"):
-                return row[col[key]]
-        return ""
-
-    rows, seen, model = [], set(), None
-    tokens = []
-    while i < n:
-        line = lines[i]
-        i += 1
-        s = line.strip()
-        if not s or s.startswith("#"):
-            if tokens:
-                break
-            continue
-        if s == "loop_" or s.startswith("_") or s.startswith("data_"):
-            break
-        tokens += [t[1:-1] if t[:1] in "'\"" else t for t in _CIF_TOKEN.findall(line)]
-        while len(tokens) >= len(names):
-            row, tokens = tokens[:len(names)], tokens[len(names):]
-            if pick(row, "label_atom_id", "auth_atom_id") != "CA" or pick(row, "type_symbol") not in ("C", ""):
-                continue
-            m = pick(row, "pdbx_PDB_model_num")
-            if model is None:
-                model = m
-            elif m != model:
-                return rows
-            chain = pick(row, "auth_asym_id", "label_asym_id")
-            number = int(pick(row, "auth_seq_id", "label_seq_id"))
-            key = (chain, number, pick(row, "pdbx_PDB_ins_code"))
-            if key in seen:
-                continue
-            seen.add(key)
-            rows.append((chain, number, float(row[col["Cartn_x"]]), float(row[col["Cartn_y"]]),
-                         float(row[col["Cartn_z"]])))
-    return rows
-
-
-def _read_ca_gemmi(path):
-    import gemmi
-    st = gemmi.read_structure(str(path))
-    rows = []
-    for chain in st[0]:
-        for res in chain:
-            ca = res.find_atom("CA", "*")
-            if ca is None or ca.element.name != "C":
-                continue
-            rows.append((chain.name, res.seqid.num, ca.pos.x, ca.pos.y, ca.pos.z))
-    return rows
-
-
-def read_ca_trace(path, use_gemmi=None):
-    """C-alpha atoms of the first model of a PDB or mmCIF file, in file order:
-    ``(coords (R, 3) Å, residue numbers (R,), chain ids (R,))``.
-
-    :param use_gemmi: read with gemmi (None: when it can be imported; otherwise a small reader of
-        PDB ATOM/HETATM records or of the mmCIF ``_atom_site`` loop).
-    """
-    path = str(path)
-    if use_gemmi is None:
-        try:
-            import gemmi  # noqa: F401
-            use_gemmi = True
-        except ImportError:
-            use_gemmi = False
-    if use_gemmi:
-        rows = _read_ca_gemmi(path)
-    else:
-        with open(path) as f:
-            head = f.read(4096)
-        is_cif = path.lower().endswith((".cif", ".mmcif", ".cif.gz")) or "_atom_site." in head \
-            or head.lstrip().startswith("data_")
-        rows = _read_ca_cif(path) if is_cif else _read_ca_pdb(path)
-    if not rows:
-        raise ValueError("%s: no C-alpha atoms" % path)
-    coords = np.array([r[2:] for r in rows], dtype=np.float64)
-    numbers = np.array([r[1] for r in rows], dtype=np.int64)
-    chains = np.array([r[0] for r in rows])
-    return coords, numbers, chains
-
-
-# ----------------------------------------------------------------------------- statistics
-def residue_ranges(numbers, chains=None, limit=None):
-    """Runs of consecutive residue numbers as text: ``"1\u2013120, 200\u2013210"`` (``limit``: at most
-    that many runs, then "(+n more)")."""
-    numbers = np.asarray(numbers, dtype=np.int64)
-    if not len(numbers):
-        return "\u2013"
-    chains = np.asarray(chains) if chains is not None else np.full(len(numbers), "")
-    breaks = np.flatnonzero((np.diff(numbers) != 1) | (chains[1:] != chains[:-1])) + 1
-    starts = np.concatenate([[0], breaks])
-    ends = np.concatenate([breaks - 1, [len(numbers) - 1]])
-    multi = len(np.unique(chains)) > 1
-    parts = []
-    for a, b in zip(starts, ends):
-        prefix = "%s:" % chains[a] if multi and chains[a] else ""
-        parts.append("%s%d" % (prefix, numbers[a]) if a == b else
-                     "%s%d\u2013%d" % (prefix, numbers[a], numbers[b]))
-    if limit is not None and len(parts) > limit:
-        return ", ".join(parts[:limit]) + " (+%d more)" % (len(parts) - limit)
-    return ", ".join(parts)
-
-
-def _ranks(x):
-    """Ranks along axis 0 (ties get their mean rank)."""
-    x = np.asarray(x, dtype=np.float64)
-    flat = x.reshape(len(x), -1)
-    order = np.argsort(flat, axis=0, kind="stable")
-    out = np.empty_like(flat)
-    np.put_along_axis(out, order, np.arange(1, len(x) + 1, dtype=np.float64)[:, None], axis=0)
-    ordered = np.take_along_axis(flat, order, axis=0)
-    for j in np.flatnonzero((np.diff(ordered, axis=0) == 0).any(axis=0)):    # columns with ties
-        values, inverse, counts = np.unique(flat[:, j], return_inverse=True, return_counts=True)
-        out[:, j] = (np.cumsum(counts) - (counts - 1) / 2.0)[inverse.ravel()]
-    return out.reshape(x.shape)
-
-
-def _rank_correlation(rx, ry):
-    """Pearson correlation of ranks rx (N,) with each column of ry (N, K); NaN for a constant one."""
-    rx = rx - rx.mean()
-    ry = ry - ry.mean(0)
-    den = np.sqrt((rx ** 2).sum() * (ry ** 2).sum(0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, (rx[:, None] * ry).sum(0) / np.where(den > 0, den, 1.0), np.nan)
-
-
-def spearman(x, y):
-    """Spearman rank correlation of ``x`` (N,) with each column of ``y`` (N,) or (N, K); NaN where
-    a column is constant."""
-    y = np.asarray(y, dtype=np.float64)
-    rho = _rank_correlation(_ranks(x), _ranks(y.reshape(len(y), -1)))
-    return float(rho[0]) if y.ndim == 1 else rho
-
-
-def binned_quantiles(x, values, bins):
-    """Equal-count bins of ``x`` (N,): ``(centres (B,), quantiles (B, 3, K))`` with the 25th,
-    50th and 75th percentiles of each column of ``values`` (N, K) in each bin; the centre is the
-    bin's median x."""
-    x = np.asarray(x, dtype=np.float64)
-    values = np.asarray(values, dtype=np.float64).reshape(len(x), -1)
-    bins = int(max(1, min(bins, len(x))))
-    chunks = [c for c in np.array_split(np.argsort(x, kind="stable"), bins) if len(c)]
-    centres = np.array([np.median(x[c]) for c in chunks])
-    q = np.array([np.percentile(values[c], [25, 50, 75], axis=0) for c in chunks])
-    return centres, q.reshape(len(chunks), 3, values.shape[1])
-
-
-def principal_components(z, n=3, return_ratio=False):
-    """Scores of ``z`` (N, D) on its first ``n`` principal components, each oriented so that its
-    largest loading is positive (a reproducible sign); with ``return_ratio`` also the fraction of
-    the variance each component explains."""
-    z = np.asarray(z, dtype=np.float64)
-    zc = z - z.mean(0)
-    if len(z) < 2 or not z.shape[1]:
-        return (np.zeros((len(z), 0)), np.zeros(0)) if return_ratio else np.zeros((len(z), 0))
-    _, sv, vt = np.linalg.svd(zc, full_matrices=False)
-    vt = vt[:min(n, z.shape[1])]
-    sign = np.sign(vt[np.arange(len(vt)), np.argmax(np.abs(vt), axis=1)])
-    scores = zc @ (vt * sign[:, None]).T
-    if not return_ratio:
-        return scores
-    total = float((sv ** 2).sum())
-    return scores, (sv[:len(vt)] ** 2 / total if total > 0 else np.zeros(len(vt)))
-
-
-# ----------------------------------------------------------------------------- ChimeraX
-def _signed(value):
-    """A correlation as text: "+0.96", "-0.40", "0.00", "\u2013" for NaN."""
-    if not np.isfinite(value):
-        return "\u2013"
-    return "0.00" if abs(value) < 0.005 else "%+.2f" % value
-
-
-def _hex(rgb):
-    return "#%02x%02x%02x" % tuple(int(c) for c in rgb)
-
-
-def segment_colors(segment_ids):
-    """``{segment: (r, g, b)}``: the categorical palette in segment order."""
-    return {int(k): PALETTE[i % len(PALETTE)] for i, k in enumerate(segment_ids)}
-
-
-def chimerax_models_command(paths, numbers, segments, executable=None):
-    """ChimeraX command line opening model files, each residue coloured by its segment (the
-    colours of :class:`SegmentsWindow`); None without a ChimeraX executable."""
-    exe = executable or chimerax_executable()
-    if exe is None or not paths:
-        return None
-    numbers, segments = np.asarray(numbers), np.asarray(segments)
-    colors = segment_colors(np.unique(segments))
-    cmds = ["open %s" % " ".join('"%s"' % p for p in paths)]
-    models = "#1-%d" % len(paths) if len(paths) > 1 else "#1"
-    for k, rgb in colors.items():
-        spec = residue_ranges(np.sort(numbers[segments == k])).replace("\u2013", "-").replace(" ", "")
-        cmds.append("color %s:%s %s" % (models, spec, _hex(rgb)))
-    if len(paths) > 1:
-        cmds.append("tile")
-    return [exe, "--cmd", "; ".join(cmds)]
 
 
 # ----------------------------------------------------------------------------- the window
@@ -368,9 +118,11 @@ class SegmentsWindow(QtWidgets.QMainWindow):
         self._value_ranks = None
         self._title = title
 
-        self._build_3d()
+        self.trace = TraceView(self.coords, self.segments, self.numbers, self.chains, self.colors)
+        self.canvas = self.trace.canvas
         self._build_plots()
-        self._build_table()
+        self.table = SegmentsTable()
+        self.table.itemSelectionChanged.connect(self._table_selection_changed)
         self._build_toolbar()
         self._build_menu()
 
@@ -399,23 +151,12 @@ class SegmentsWindow(QtWidgets.QMainWindow):
         self.setWindowTitle(title or "flexplugin \u2014 cryoSPHERE segments")
         self.resize(1440, 860)
 
-        self._draw_structure(reset=True)
+        self.trace.draw(reset=True)
         self.set_axis(self.axis_name)
         self.statusBar().showMessage(
             "Drag the model to rotate it, wheel to zoom; select a segment in the table to highlight it.")
 
     # ------------------------------------------------------------------------- construction
-    def _build_3d(self):
-        self.figure = Figure(figsize=(6.4, 7.0), dpi=100, facecolor="white")
-        self.figure.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.96)
-        self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumWidth(320)
-        self.canvas.mpl_connect("resize_event", lambda event: self._fit_legend())
-        self._legend_rows = 0
-        self.ax3d = self.figure.add_subplot(111, projection="3d")
-        self._trace = None
-        self._dots = None
-
     def _build_plots(self):
         self.plot_widget = pg.GraphicsLayoutWidget()
         self.plot_widget.setBackground("w")
@@ -438,33 +179,6 @@ class SegmentsWindow(QtWidgets.QMainWindow):
                                     brush=pg.mkBrush(255, 255, 255, 220), pen=pg.mkPen(190, 190, 190))
         self.legend.setParentItem(self.plots["angle"].getViewBox())
         self.curves = {}
-
-    def _build_table(self):
-        self.table = QtWidgets.QTableWidget(0, len(TABLE_HEADERS))
-        self.table.setHorizontalHeaderLabels(TABLE_HEADERS)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
-        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectRows)
-        self.table.setSelectionMode(QtWidgets.QAbstractItemView.SingleSelection)
-        self.table.setAlternatingRowColors(True)
-        self.table.setWordWrap(False)
-        self.table.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarAsNeeded)
-        font = self.table.font()
-        font.setPointSizeF(font.pointSizeF() * 0.92)
-        self.table.setFont(font)
-        self.table.setStyleSheet("QTableWidget { gridline-color: #e1e4e8; }"
-                                 " QHeaderView::section { background: #f4f6f8; padding: 3px 6px;"
-                                 " border: none; border-bottom: 1px solid #d0d7de; font-weight: bold;"
-                                 " font-size: 9pt; }")
-        head = self.table.horizontalHeader()
-        head.setSectionResizeMode(QtWidgets.QHeaderView.ResizeToContents)
-        head.setSectionResizeMode(1, QtWidgets.QHeaderView.Stretch)       # the residue ranges
-        head.setMinimumSectionSize(36)
-        head.setDefaultAlignment(QtCore.Qt.AlignCenter)
-        for c, tip in ((7, "Spearman rank correlation of the rotation angle with the landscape axis"),
-                       (8, "Spearman rank correlation of the translation with the landscape axis")):
-            self.table.horizontalHeaderItem(c).setToolTip(tip)
-        self.table.itemSelectionChanged.connect(self._table_selection_changed)
 
     def _build_toolbar(self):
         tb = self.addToolBar("Segments")
@@ -489,7 +203,7 @@ class SegmentsWindow(QtWidgets.QMainWindow):
         self.particles_box.toggled.connect(self.set_show_particles)
         tb.addWidget(self.particles_box)
         tb.addSeparator()
-        tb.addAction("Reset 3D view", lambda: self._draw_structure(reset=True)).setToolTip(
+        tb.addAction("Reset 3D view", lambda: self.trace.draw(self.highlighted, reset=True)).setToolTip(
             "Back to the initial orientation and zoom")
         self.chimerax_action = None
         if self.models and chimerax_executable():
@@ -504,80 +218,6 @@ class SegmentsWindow(QtWidgets.QMainWindow):
         menu.addAction("Save table (CSV)\u2026", self._save_table_dialog)
         menu.addSeparator()
         menu.addAction("Close", self.close).setShortcut(QtGui.QKeySequence.Close)
-
-    # ------------------------------------------------------------------------- 3D trace
-    def _bonds(self):
-        """Indices i where residues i and i + 1 are bonded (same chain, C-alpha gap <= 4.5 Å)."""
-        if len(self.coords) < 2:
-            return np.zeros(0, dtype=np.int64)
-        d = np.linalg.norm(np.diff(self.coords, axis=0), axis=1)
-        return np.flatnonzero((d <= MAX_BOND_A) & (self.chains[1:] == self.chains[:-1]))
-
-    def _draw_structure(self, reset=False):
-        ax = self.ax3d
-        view = None if reset else (ax.elev, ax.azim, ax.get_xlim3d(), ax.get_ylim3d(), ax.get_zlim3d())
-        ax.clear()
-        c = self.coords
-        rgba = np.array([(*[v / 255.0 for v in self.colors[s]], 1.0) for s in self.segments])
-        if self.highlighted:
-            faded = self.segments != self.highlighted
-            rgba[faded, :3] = 0.55 + 0.45 * rgba[faded, :3]               # towards white
-            rgba[faded, 3] = 0.35
-        bonds = self._bonds()
-        mid = 0.5 * (c[bonds] + c[bonds + 1])
-        lines = np.concatenate([np.stack([c[bonds], mid], 1), np.stack([mid, c[bonds + 1]], 1)])
-        line_colors = np.concatenate([rgba[bonds], rgba[bonds + 1]])     # each half: its residue
-        width = np.where(np.concatenate([self.segments[bonds], self.segments[bonds + 1]])
-                         == self.highlighted, 3.2, 2.2)
-        self._trace = Line3DCollection(lines, colors=line_colors, linewidths=width,
-                                       capstyle="round", joinstyle="round")
-        ax.add_collection3d(self._trace)
-        self._dots = ax.scatter(c[:, 0], c[:, 1], c[:, 2], s=7 if len(c) < 2000 else 3, c=rgba,
-                                depthshade=False, linewidths=0)
-        if view is None:                                # a cube around the model: 1 Å is 1 Å everywhere
-            lo, hi = c.min(0), c.max(0)
-            centre, half = 0.5 * (lo + hi), 0.5 * max(float((hi - lo).max()), 10.0)
-            view = (18, -60) + tuple((m - half, m + half) for m in centre)
-        ax.view_init(elev=view[0], azim=view[1])
-        ax.set_xlim3d(*view[2])
-        ax.set_ylim3d(*view[3])
-        ax.set_zlim3d(*view[4])
-        ax.set_box_aspect((1, 1, 1), zoom=1.08)
-        for name, axis in (("x", ax.xaxis), ("y", ax.yaxis), ("z", ax.zaxis)):
-            axis.set_pane_color((0.97, 0.975, 0.98, 1.0))
-            axis.label.set_color("#444")
-            axis.set_tick_params(labelsize=7, colors="#555", pad=0)
-        ax.set_xlabel("x (\u00c5)", fontsize=8, labelpad=-4)
-        ax.set_ylabel("y (\u00c5)", fontsize=8, labelpad=-4)
-        ax.set_zlabel("z (\u00c5)", fontsize=8, labelpad=-4)
-        handles = [Line2D([0], [0], color=_hex(self.colors[s]), lw=4 if s == self.highlighted else 3,
-                          solid_capstyle="round") for s in self.segment_ids]
-        labels = [self._legend_label(s) for s in self.segment_ids]
-        ax.set_title("Model: C-alpha trace by segment", loc="left", fontsize=10, fontweight="bold",
-                     color="#222", pad=2)
-        style = dict(fontsize=8, frameon=True, framealpha=0.9, edgecolor="#c8ccd0", handlelength=1.6)
-        for old in self.figure.legends:
-            old.remove()
-        self._legend_rows = 0
-        if len(labels) <= LEGEND_INSIDE:
-            ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.0, 0.97), **style)
-        else:                                           # many segments: a legend under the model
-            ncol = 2 if len(labels) <= 16 else 3
-            self._legend_rows = -(-len(labels) // ncol)
-            self.figure.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0.005), ncol=ncol,
-                               columnspacing=1.2, **style)
-        self._fit_legend()
-
-    def _fit_legend(self):
-        """Room under the 3D view for a legend of ``_legend_rows`` rows (about 17 pixels each)."""
-        height = max(self.figure.bbox.height, 100.0)
-        self.figure.subplots_adjust(bottom=min(0.5, 0.02 + self._legend_rows * 17.0 / height))
-        self.canvas.draw_idle()
-
-    def _legend_label(self, s):
-        mask = self.segments == s
-        return "Segment %d: %s  (%d)" % (s, residue_ranges(self.numbers[mask], self.chains[mask], limit=3),
-                                         int(mask.sum()))
 
     # ------------------------------------------------------------------------- landscape axis
     def axis_names(self):
@@ -630,9 +270,9 @@ class SegmentsWindow(QtWidgets.QMainWindow):
             for j, s in enumerate(self.segment_ids):
                 self.profiles.setdefault(s, {"x": centres})[key] = q[:, :, j]
         if self._value_ranks is None:                   # the motions' ranks do not change with the axis
-            self._value_ranks = (_ranks(self.angle[:, cols]), _ranks(self.translation[:, cols]))
-        rx = _ranks(x)
-        rho_a, rho_t = (_rank_correlation(rx, r) for r in self._value_ranks)
+            self._value_ranks = (ranks(self.angle[:, cols]), ranks(self.translation[:, cols]))
+        rx = ranks(x)
+        rho_a, rho_t = (rank_correlation(rx, r) for r in self._value_ranks)
         rows = []
         for j, s in enumerate(self.segment_ids):
             mask = self.segments == s
@@ -645,7 +285,7 @@ class SegmentsWindow(QtWidgets.QMainWindow):
                          "translation_p95": float(np.percentile(t, 95)),
                          "rho_angle": float(rho_a[j]), "rho_translation": float(rho_t[j])})
         self._summary_rows = rows
-        self._fill_table()
+        self.table.fill(self._summary_rows, self.colors, self.axis_name, self.highlighted)
         self._draw_profiles()
         self._update_header()
 
@@ -712,33 +352,6 @@ class SegmentsWindow(QtWidgets.QMainWindow):
                                      "<span style='color:#666; font-size:9pt'>&nbsp;&nbsp;median of %d "
                                      "bins, band: 25\u201375%%</span>" % (name, bins))
 
-    def _fill_table(self):
-        self.table.blockSignals(True)
-        self.table.setRowCount(len(self._summary_rows))
-        for r, row in enumerate(self._summary_rows):
-            s = row["segment"]
-            pix = QtGui.QPixmap(12, 12)
-            pix.fill(QtGui.QColor(*self.colors[s]))
-            cells = ["%d" % s, row["residues"], "%d" % row["count"]] + [
-                "%.1f" % row[k] for k in ("angle_median", "angle_p95", "translation_median", "translation_p95")] + [
-                _signed(row[k]) for k in ("rho_angle", "rho_translation")]
-            for c, text in enumerate(cells):
-                item = QtWidgets.QTableWidgetItem(text)
-                if c == 0:
-                    item.setIcon(QtGui.QIcon(pix))
-                if c != 1:
-                    item.setTextAlignment(QtCore.Qt.AlignRight | QtCore.Qt.AlignVCenter)
-                if c >= 7 and np.isfinite(row[SUMMARY_COLUMNS[c]]) and abs(row[SUMMARY_COLUMNS[c]]) >= 0.5:
-                    font = item.font()
-                    font.setBold(True)
-                    item.setFont(font)
-                item.setToolTip(row["residues"] if c == 1 else "")
-                self.table.setItem(r, c, item)
-        self.table.setToolTip("\u03c1: Spearman rank correlation with %s" % self.axis_name)
-        if self.highlighted in self.segment_ids:
-            self.table.selectRow(self.segment_ids.index(self.highlighted))
-        self.table.blockSignals(False)
-
     def _update_header(self):
         n = len(self.angle)
         moving = [r for r in self._summary_rows if np.isfinite(r["rho_angle"]) and
@@ -766,7 +379,7 @@ class SegmentsWindow(QtWidgets.QMainWindow):
         else:
             self.table.clearSelection()
         self.table.blockSignals(False)
-        self._draw_structure()
+        self.trace.draw(self.highlighted)
         self._draw_profiles()
         self.segmentHighlighted.emit(segment)
 

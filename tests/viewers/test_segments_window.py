@@ -9,21 +9,13 @@ import sys
 import numpy as np
 import pytest
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 QtWidgets = pytest.importorskip("PyQt5.QtWidgets")
 pytest.importorskip("pyqtgraph")
 pytest.importorskip("matplotlib")
 
-ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "artifacts")
+from viewer_helpers import screenshot  # noqa: E402
+
 N_A, N_B = 97, 56           # residues of the two domains (1..97 and 98..153)
-
-
-@pytest.fixture(scope="module")
-def qapp():
-    from PyQt5 import QtWidgets as W
-    app = W.QApplication.instance() or W.QApplication([])
-    os.makedirs(ARTIFACTS, exist_ok=True)
-    yield app
 
 
 # ----------------------------------------------------------------------------- synthetic data
@@ -76,18 +68,9 @@ def motions(n=1200, k=4, seed=0):
     return s, z, angle, translation
 
 
-def _screenshot(widget, name):
-    widget.show()
-    for _ in range(3):
-        QtWidgets.QApplication.processEvents()
-    path = os.path.join(ARTIFACTS, "viewer_%s.png" % name)
-    assert widget.grab().save(path)
-    assert os.path.getsize(path) > 10000
-    return path
-
-
 # ----------------------------------------------------------------------------- the window
 def test_segments_window_summary_axes_and_highlight(qapp, tmp_path):
+    from flexplugin.viewers.ca_trace import ca_bonds
     from flexplugin.viewers.segments_window import SegmentsWindow, spearman
     coords, segment, numbers = two_domain_model()
     s, z, angle, translation = motions()
@@ -96,7 +79,7 @@ def test_segments_window_summary_axes_and_highlight(qapp, tmp_path):
     assert win.axis_names() == ["PC 1", "PC 2", "PC 3", "z1", "z2", "z3", "z4"]
     assert win.axis_name == "PC 1" and win.axis_combo.currentText() == "PC 1"
     assert spearman(win.coordinate, s) > 0.95                                    # PC 1 follows s, sign fixed
-    assert len(win._bonds()) == len(coords) - 1                                  # one unbroken chain
+    assert len(ca_bonds(win.coords, win.chains)) == len(coords) - 1               # one unbroken chain
 
     rows = win.segment_summary()
     assert [r["segment"] for r in rows] == [1, 2]
@@ -158,10 +141,10 @@ def test_segments_window_summary_axes_and_highlight(qapp, tmp_path):
     win.set_bins(24)
     win.set_show_particles(True)
     assert win.particles_box.isChecked()
-    _screenshot(win, "segments")
+    screenshot(win, "segments")
     win.highlight_segment(2)
     win.set_show_particles(False)
-    _screenshot(win, "segments_highlight")
+    screenshot(win, "segments_highlight")
     win.close()
 
 
@@ -181,6 +164,23 @@ def test_segments_window_one_coordinate_and_checks(qapp):
         SegmentsWindow(coords[:-1], segment, numbers, angle, translation, z)
     with pytest.raises(ValueError, match="rows"):
         SegmentsWindow(coords, segment, numbers, angle, translation, z[:-1])
+
+
+def test_segments_window_axis_names(qapp):
+    from flexplugin.viewers.segments_window import SegmentsWindow
+    rng = np.random.default_rng(4)
+    n = 300
+    s = rng.uniform(-1, 1, n)
+    z = 1e-3 * np.column_stack([2 * s, 0.3 * rng.normal(size=(n, 2))])    # tiny latent values
+    coords = np.column_stack([np.arange(20) * 3.8, np.zeros(20), np.zeros(20)])
+    angle = np.column_stack([np.abs(rng.normal(size=n)), 20 + 15 * s])
+    translation = 0.3 * rng.normal(size=(n, 2, 3))
+    win = SegmentsWindow(coords, np.r_[np.ones(10, int), np.full(10, 2)], np.arange(1, 21), angle,
+                         translation, z)
+    ax = win.plots["angle"].getAxis("bottom")
+    assert ax.labelText.startswith("PC 1 of z (") and ax.labelText.endswith("% of variance)")
+    assert "(x" not in ax.labelString() and not win.plots["translation"].getAxis("left").autoSIPrefix
+    win.close()
 
 
 def test_statistics_helpers():
