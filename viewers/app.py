@@ -7,6 +7,7 @@ so Qt never shares a process with Tk)::
     python -m flexplugin.viewers.app training  --metrics metrics.json
     python -m flexplugin.viewers.app segments  --project DIR --protocol ID [--chimerax]
     python -m flexplugin.viewers.app segments  --train-dir DIR --structure model.pdb
+    python -m flexplugin.viewers.app plot      --files landscape.png ... [--names ...]
 
 The landscape window reads a ``SetOfParticlesFlex`` (latent vectors, landscape coordinates when
 a landscape analysis made them, CTF), colours it by k-means class (when the set comes from a
@@ -14,7 +15,8 @@ landscape analysis with classes, numbered 1..K as the classes), defocus or laten
 names its axes after the analysis ("UMAP 1", "PCA 1 (61% of variance)"), decodes maps through a
 ``flexplugin serve`` process started in the engine environment, and turns a selection into a
 ``ProtFlexSubset`` run of the project. The maps window labels each map of a class set
-("class 2: 153 particles") and of a traversal ("PC1 = 1.23 (50th percentile)").
+("class 2: 153 particles") and of a traversal ("PC1 = 1.23 (50th percentile)"). The plot window
+shows pictures a run saved, e.g. those of a landscape analysis (:func:`saved_plots`).
 ``FLEXPLUGIN_SCREENSHOT=file.png`` writes a picture of the window once it is shown and closes it
 (documentation and tests).
 """
@@ -52,18 +54,45 @@ def _runPath(project, prot, *paths):
     return os.path.join(workingDir, *paths)
 
 
-def read_analysis(folder):
-    """``analysis.json`` of a landscape analysis folder (``flexplugin analyze``) with ``"pca"`` added:
-    the particles' principal-component coordinates (``pca.npy``, None without); None where the
-    folder holds no analysis."""
+def _analysis_json(folder):
+    """``analysis.json`` of a landscape analysis folder (``flexplugin analyze``); None without."""
     path = os.path.join(folder, ANALYSIS_JSON)
     if not os.path.exists(path):
         return None
     with open(path) as f:
-        analysis = json.load(f)
+        return json.load(f)
+
+
+def read_analysis(folder):
+    """``analysis.json`` of a landscape analysis folder (``flexplugin analyze``) with ``"pca"`` added:
+    the particles' principal-component coordinates (``pca.npy``, None without); None where the
+    folder holds no analysis."""
+    analysis = _analysis_json(folder)
+    if analysis is None:
+        return None
     pca = os.path.join(folder, PCA_FILE)
     analysis["pca"] = np.load(pca) if os.path.exists(pca) else None
     return analysis
+
+
+PLOT_TITLES = {  # the plots flexplugin analyze saves, by file name without ".png"
+    "landscape": "Landscape: particle density and k-means classes",
+    "pca_variance": "Explained variance of the principal components",
+    "cluster_sizes": "Particles in each k-means class",
+}
+
+
+def saved_plots(folder):
+    """``[(title, path), ...]``: the pictures a landscape analysis saved in ``folder`` (the PNG files
+    its analysis.json lists, in the order it wrote them, where they still are); [] without an
+    analysis."""
+    plots = []
+    for name in (_analysis_json(folder) or {}).get("files") or []:
+        path = os.path.join(folder, name)
+        if name.lower().endswith(".png") and os.path.exists(path):
+            stem = os.path.splitext(os.path.basename(name))[0]
+            plots.append((PLOT_TITLES.get(stem, stem.replace("_", " ")), path))
+    return plots
 
 
 def _ordinal(n):
@@ -343,11 +372,17 @@ def run_segments(a):
     return _show(app, SegmentsWindow(title=title, models=models, **data))
 
 
+def run_plot(a):
+    app = _app()
+    from .plot_window import PlotWindow
+    return _show(app, PlotWindow(a.files, names=a.names, title=a.title))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m flexplugin.viewers.app", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="kind", required=True)
     for kind, func in (("landscape", run_landscape), ("volumes", run_volumes), ("training", run_training),
-                       ("segments", run_segments)):
+                       ("segments", run_segments), ("plot", run_plot)):
         s = sub.add_parser(kind)
         s.add_argument("--project", required=kind == "landscape", help="project folder")
         s.add_argument("--protocol", type=int, help="id of the run holding the output")
@@ -366,6 +401,9 @@ def main(argv=None):
             s.add_argument("--structure", help="its input atomic model (PDB / mmCIF)")
             s.add_argument("--chimerax", action="store_true",
                            help="open the run's models in ChimeraX, coloured by segment, instead")
+        if kind == "plot":
+            s.add_argument("--files", nargs="+", required=True, help="pictures (PNG), one tab each")
+            s.add_argument("--names", nargs="+", help="one tab name per picture")
     a = p.parse_args(argv)
     return a.func(a)
 

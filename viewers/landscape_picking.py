@@ -1,14 +1,18 @@
 """The picked particle of the landscape window: its map decoded in a worker thread
 (:class:`MapDecoding`, the latest click wins) and its values in the side panel
-(:class:`PickPanel`: :func:`particle_html` over the map)."""
+(:class:`PickPanel`: :func:`particle_html` over the map, which it saves or opens in ChimeraX)."""
 import time
 
 import numpy as np
 from PyQt5 import QtCore, QtWidgets
 
+from .chimerax import NOT_FOUND, ChimeraXMaps, chimerax_executable, chimerax_maps_command
+from .map_files import write_map
+
 __all__ = ["MapDecoding", "PickPanel", "FitScrollArea", "particle_html"]
 
 PICK_PANEL_HEIGHT = 240   # pixels; a taller picked-particle panel scrolls
+PICK_FIRST = "Click on the landscape first: the map of the particle you pick is shown here."
 
 
 def is_z_component(name, zdim):
@@ -150,12 +154,18 @@ def particle_html(particle_id, axes, z=None, attributes=None):
 
 class PickPanel(QtWidgets.QWidget):
     """The side panel of the landscape window: the picked particle's values (``label``, in a
-    ``scroll`` area as tall as its text up to PICK_PANEL_HEIGHT) over its map, ``volume_view``
-    (hidden when ``decodes`` is false: nothing to decode)."""
+    ``scroll`` area as tall as its text up to PICK_PANEL_HEIGHT) over its map, ``volume_view``,
+    with ``save_map_action`` ("Save map...") and ``chimerax_action`` ("Open in ChimeraX", enabled
+    where a ChimeraX program is found). Without anything to decode (``decodes`` false) the map
+    and its buttons are hidden."""
 
     def __init__(self, volume_view, decodes=True, parent=None):
         super().__init__(parent)
         self.volume_view = volume_view
+        self.decodes = decodes
+        self.map_name = None                            # file name of the map shown
+        self.chimerax = chimerax_executable()
+        self.chimerax_maps = ChimeraXMaps()
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         box = QtWidgets.QGroupBox("Picked particle")
@@ -169,11 +179,81 @@ class PickPanel(QtWidgets.QWidget):
         form.addWidget(self.scroll)
         layout.addWidget(box)
         layout.addWidget(volume_view, 1)
+        self.save_map_action = QtWidgets.QAction("Save map\u2026", self)
+        self.save_map_action.triggered.connect(self._save_map_dialog)
+        self.chimerax_action = QtWidgets.QAction("Open in ChimeraX", self)
+        self.chimerax_action.triggered.connect(self._chimerax_clicked)
+        self.map_buttons = QtWidgets.QWidget()
+        row = QtWidgets.QHBoxLayout(self.map_buttons)
+        row.setContentsMargins(0, 0, 0, 0)
+        for action in (self.save_map_action, self.chimerax_action):
+            button = QtWidgets.QToolButton()
+            button.setDefaultAction(action)
+            row.addWidget(button)
+        row.addStretch(1)
+        layout.addWidget(self.map_buttons)
         if not decodes:                                 # nothing to decode: no map view
             volume_view.setVisible(False)
+            self.map_buttons.setVisible(False)
             layout.addStretch(1)
+        self._update_map_actions()
 
     def show_text(self, html):
         """The panel's text (rich text); the panel takes its height."""
         self.label.setText(html)
         self.scroll.updateGeometry()
+
+    def show_map(self, vol, particle_id):
+        """Show the map decoded for particle ``particle_id``."""
+        self.map_name = "particle_%s.mrc" % particle_id
+        self.volume_view.set_volume(vol, label="particle %s" % particle_id)
+        self.volume_view.update_surface_now()
+        self._update_map_actions()
+
+    def _update_map_actions(self):
+        shown = self.volume_view.volume is not None
+        self.save_map_action.setEnabled(shown)
+        self.save_map_action.setToolTip("Save the map shown as an MRC file, with its pixel size"
+                                        if shown else PICK_FIRST)
+        self.chimerax_action.setEnabled(shown and self.chimerax is not None)
+        self.chimerax_action.setToolTip(NOT_FOUND if self.chimerax is None else
+                                        "Open the map shown in ChimeraX, at the contour level shown here"
+                                        if shown else PICK_FIRST)
+
+    def save_map(self, path):
+        """Write the map shown to ``path`` (MRC, with its voxel size); returns the path."""
+        return write_map(path, self.volume_view.volume, self.volume_view.apix)
+
+    def _save_map_dialog(self):
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save map", self.map_name or "map.mrc",
+                                                        "MRC maps (*.mrc);;All (*)")
+        if not path:
+            return
+        try:
+            self.save_map(path)
+        except OSError as e:
+            QtWidgets.QMessageBox.warning(self, "Save map", "The map could not be saved:\n%s" % e)
+            return
+        self.window().statusBar().showMessage("Saved the map to %s" % path, 8000)
+
+    def open_in_chimerax(self):
+        """Write the map shown to a file of the panel's and open it in ChimeraX at the contour
+        level shown (without waiting for ChimeraX); returns the command line, None without
+        ChimeraX or a map."""
+        view = self.volume_view
+        if self.chimerax is None or view.volume is None:
+            return None
+        path = self.chimerax_maps.write(self.map_name or "map.mrc", view.volume, view.apix)
+        cmd = chimerax_maps_command([path], view.level, self.chimerax)
+        self.chimerax_maps.open(cmd)
+        return cmd
+
+    def _chimerax_clicked(self):
+        try:
+            self.open_in_chimerax()
+        except OSError as e:
+            QtWidgets.QMessageBox.warning(self, "Open in ChimeraX", "ChimeraX could not be started:\n%s" % e)
+
+    def close_maps(self):
+        """Remove the files written for ChimeraX (unless a ChimeraX started here still runs)."""
+        self.chimerax_maps.close()

@@ -6,12 +6,14 @@ ground-truth label...); a density image can replace or underlay them. Rectangle 
 select particles (Shift adds, Ctrl removes); "Create subset" hands the selected particle ids to a
 callback, "Save selection" writes them to a text file. A click picks the nearest particle, decodes
 the map at its latent point in a worker thread (through a :class:`~.serve_client.DecoderClient`
-or any object with ``decode(z_list)``) and shows it in the embedded volume view.
+or any object with ``decode(z_list)``) and shows it in the embedded volume view; "Save map..."
+writes it to an MRC file, "Open in ChimeraX" opens it in ChimeraX where ChimeraX is installed.
 
 Every mouse action has a method counterpart (``select_in_rect``, ``select_in_polygon``,
 ``click_at``, ``set_color_by``...), so scripts and tests drive the window without a mouse.
 The plot is drawn by :mod:`.landscape_plot`, selections computed by :mod:`.landscape_selection`,
-maps decoded by :mod:`.landscape_picking`.
+maps decoded, saved and opened in ChimeraX by :mod:`.landscape_picking` (the window's ``side``
+panel: ``side.save_map(path)``, ``side.open_in_chimerax()``).
 """
 import time
 
@@ -203,6 +205,10 @@ class LandscapeWindow(QtWidgets.QMainWindow):
         self.save_action.setShortcut(QtGui.QKeySequence.Save)
         menu.addAction("Load selection\u2026", self._load_selection_dialog)
         menu.addAction("Save plot image\u2026", self._save_image_dialog)
+        if self.side.decodes:                              # the map shown: save it or open it
+            menu.addSeparator()
+            menu.addActions([self.side.save_map_action, self.side.chimerax_action])
+            menu.setToolTipsVisible(True)
         menu.addSeparator()
         menu.addAction("Close", self.close).setShortcut(QtGui.QKeySequence.Close)
         sel = self.menuBar().addMenu("&Selection")
@@ -449,8 +455,7 @@ class LandscapeWindow(QtWidgets.QMainWindow):
             self.last_id = request["id"]
             self.last_map = vol
             self.last_decode_seconds = seconds
-            self.volume_view.set_volume(vol, label="particle %s" % request["id"])
-            self.volume_view.update_surface_now()
+            self.side.show_map(vol, request["id"])
             self.statusBar().showMessage("Map of particle %s decoded in %.2f s"
                                          % (request["id"], seconds), 8000)
             self.mapDecoded.emit(dict(request, map=vol, seconds=seconds))
@@ -479,5 +484,6 @@ class LandscapeWindow(QtWidgets.QMainWindow):
 
     def closeEvent(self, event):
         self.decoding_queue.close()
+        self.side.close_maps()
         self.volume_view.pause()
         super().closeEvent(event)

@@ -1,5 +1,5 @@
 """Map files of the viewers (no Qt): an MRC file -> ``(vol[z, y, x] float32, voxel size in Å)`` and
-back."""
+back (written by the engine's MRC writer: atomic, with the voxel size and a centred origin)."""
 import numpy as np
 
 __all__ = ["read_map", "write_map"]
@@ -15,9 +15,8 @@ def read_map(path):
 
 
 def write_map(path, vol, apix=1.0):
-    """Write ``vol`` as a float32 MRC file with voxel size ``apix``."""
-    import mrcfile
-    with mrcfile.new(str(path), overwrite=True) as m:
-        m.set_data(np.ascontiguousarray(vol, dtype=np.float32))
-        m.voxel_size = float(apix or 1.0)
+    """Write ``vol`` as a float32 MRC file with voxel size ``apix`` (1 Å when unknown) and the
+    origin at its centre voxel, as ``flexplugin decode`` writes maps; returns the path."""
+    from flexplugin.engine.io.mrc import write_mrc
+    write_mrc(str(path), np.asarray(vol, dtype=np.float32), float(apix or 1.0), origin_centered=True)
     return str(path)

@@ -18,14 +18,13 @@ Every control has a method counterpart (``set_axis``, ``set_bins``, ``highlight_
 """
 import csv
 import os
-import subprocess
 
 import numpy as np
 import pyqtgraph as pg
 from PyQt5 import QtCore, QtGui, QtWidgets
 
 from .ca_trace import read_ca_trace
-from .chimerax import chimerax_executable, chimerax_models_command
+from .chimerax import chimerax_executable, chimerax_models_command, launch
 from .colors import PALETTE, segment_colors
 from .segment_stats import (binned_quantiles, principal_components, rank_correlation, ranks, residue_ranges,
                             spearman)
@@ -411,5 +410,4 @@ class SegmentsWindow(QtWidgets.QMainWindow):
     def open_models_in_chimerax(self):
         cmd = self.chimerax_command()
         if cmd:
-            subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             cwd=os.path.dirname(self.models[0]) or None)
+            launch(cmd, cwd=os.path.dirname(self.models[0]) or None)

@@ -6,7 +6,6 @@ the outputs' common model (SetOfParticlesFlex, SetOfVolumesFlex, metrics.json): 
 method.
 """
 import os
-import shutil
 import subprocess
 import sys
 
@@ -18,6 +17,9 @@ from pyworkflow.viewer import DESKTOP_TKINTER, WEB_DJANGO, View, Viewer
 
 from flexplugin.protocols import ProtFlexCryoSphere, ProtFlexLandscape, ProtFlexTrainBase
 from flexplugin.protocols.protocol_cryosphere import MOTIONS_FILE
+
+from .app import saved_plots
+from .chimerax import chimerax_executable
 
 
 class AppView(View):
@@ -121,7 +123,7 @@ class FlexCryoSphereViewer(FlexTrainingViewer):
                            "latent component), with a table of the segments.")
         form.addParam("showModels", params.LabelParam, label="Models at k-means centres",
                       help="The models decoded at the k-means centres of the latent space: opened in "
-                           "ChimeraX (coloured by segment) when it is on PATH, otherwise listed.")
+                           "ChimeraX (coloured by segment) when ChimeraX is found, otherwise listed.")
 
     def _getVisualizeDict(self):
         return dict(FlexTrainingViewer._getVisualizeDict(self), showSegments=self._showSegments,
@@ -141,17 +143,18 @@ class FlexCryoSphereViewer(FlexTrainingViewer):
         missing = self._needs("outputStructures")
         if missing:
             return missing
-        if any(shutil.which(exe) for exe in ("chimerax", "ChimeraX", "chimerax-daily")):
+        if chimerax_executable():
             return [self._segmentsView("--chimerax")]
         files = [os.path.abspath(os.path.join(_projectPath(self), m.getFileName()))
                  for m in self.protocol.outputStructures]
-        return [self.infoMessage("No ChimeraX on PATH. The models at the k-means centres:\n\n%s\n\n"
+        return [self.infoMessage("ChimeraX was not found. The models at the k-means centres:\n\n%s\n\n"
                                  "'Segments and their motions' shows the segmentation."
                                  % "\n".join(files), title="cryoSPHERE models")]
 
 
 class FlexLandscapeProtocolViewer(EmProtocolViewer):
-    """Results of a landscape analysis: the landscape, the class maps and the traversals."""
+    """Results of a landscape analysis: the landscape, the class maps, the traversals and the plots
+    the analysis saved."""
     _label = "landscape results"
     _targets = [ProtFlexLandscape]
     _environments = [DESKTOP_TKINTER, WEB_DJANGO]
@@ -170,10 +173,19 @@ class FlexLandscapeProtocolViewer(EmProtocolViewer):
         choices = self._traversals() or ["(none)"]
         form.addParam("traversal", params.EnumParam, choices=choices, default=0, label="Traversal",
                       help="Maps along a principal component or a path, played as a movie.")
+        plots = [title for title, _ in self._savedPlots()] or ["(none)"]
+        form.addParam("savedPlot", params.EnumParam, choices=plots, default=0, label="Saved plot",
+                      help="The pictures the analysis saved: the landscape (where the particles are "
+                           "dense, and the k-means classes), how much of the latent space's variance "
+                           "each principal component explains, and how many particles each k-means "
+                           "class holds. The picture opens in a window of its own.")
 
     def _getVisualizeDict(self):
         return {"showLandscape": self._showLandscape, "showClasses": self._showClasses,
-                "traversal": self._showTraversal}
+                "traversal": self._showTraversal, "savedPlot": self._showSavedPlot}
+
+    def _savedPlots(self):
+        return saved_plots(self.protocol._outDir())
 
     def _showLandscape(self, param=None):
         return [_outputView(self, "landscape", self.protocol, "outputParticles")]
@@ -188,3 +200,12 @@ class FlexLandscapeProtocolViewer(EmProtocolViewer):
         if not names:
             return [self.errorMessage("The analysis made no traversal.")]
         return [_outputView(self, "volumes", self.protocol, names[self.traversal.get()])]
+
+    def _showSavedPlot(self, param=None):
+        plots = self._savedPlots()
+        if not plots:
+            return [self.errorMessage("The analysis saved no plot (has it finished?).")]
+        title, path = plots[min(self.savedPlot.get(), len(plots) - 1)]
+        return [AppView(["plot", "--files", os.path.abspath(path), "--names", title,
+                         "--title", "%s \u2014 %s" % (self.protocol.getRunName(), title)],
+                        cwd=_projectPath(self))]

@@ -3,21 +3,18 @@
 - :class:`VolumeView` (``QWidget``, in :mod:`.volume_view`): the viewer itself, also embedded by
   the landscape window.
 - :class:`VolumeWindow` (``QMainWindow``): a :class:`VolumeView` with a File menu (open map,
-  open mask, save image) and, where a ``chimerax`` executable is on PATH, "Open in ChimeraX".
+  open mask, save image) and, where ChimeraX is found, "Open in ChimeraX".
 - :func:`read_map`: an MRC file -> ``(vol[z, y, x] float32, voxel size in Å)``.
 
 Arrays follow the project's convention ``vol[z, y, x]``; the XY plane is shown with x to the
 right and y up.
 """
 import os
-import shutil
-import subprocess
-import tempfile
 
 import numpy as np
 from PyQt5 import QtGui, QtWidgets
 
-from .chimerax import chimerax_executable
+from .chimerax import ChimeraXMaps, chimerax_executable, chimerax_maps_command
 from .map_files import read_map, write_map
 from .volume_panels import isosurface_mesh
 from .volume_view import VolumeView
@@ -43,7 +40,7 @@ class VolumeWindow(QtWidgets.QMainWindow):
                  parent=None):
         super().__init__(parent)
         self.paths = []
-        self._tmpdir = None
+        self._chimerax_maps = ChimeraXMaps()
         vols = None
         if volumes is not None:
             vols, apix, self.paths = self._load(volumes, apix)
@@ -134,23 +131,16 @@ class VolumeWindow(QtWidgets.QMainWindow):
         exe = chimerax_executable()
         if exe is None or not self.view.n_frames:
             return None
-        paths = self.paths
-        if not paths:
-            if self._tmpdir is None:
-                self._tmpdir = tempfile.mkdtemp(prefix="flexplugin-maps-")
-            paths = [write_map(os.path.join(self._tmpdir, "map_%03d.mrc" % i), v, self.view.apix)
-                     for i, v in enumerate(self.view.volumes)]
-        opening = "open %s%s" % (" ".join('"%s"' % p for p in paths),
-                                 " vseries true" if len(paths) > 1 else "")
-        return [exe, "--cmd", "%s; volume #1 level %g" % (opening, self.view.level)]
+        paths = self.paths or [self._chimerax_maps.write("map_%03d.mrc" % i, v, self.view.apix)
+                               for i, v in enumerate(self.view.volumes)]
+        return chimerax_maps_command(paths, self.view.level, exe)
 
     def open_in_chimerax(self):
         cmd = self.chimerax_command()
         if cmd:
-            subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self._chimerax_maps.open(cmd)
 
     def closeEvent(self, event):
         self.view.pause()
-        if self._tmpdir:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
+        self._chimerax_maps.close()
         super().closeEvent(event)

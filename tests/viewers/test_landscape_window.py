@@ -1,6 +1,7 @@
 """The landscape window (offscreen): selections, colours, a click decoding through the fake
 decoder server (fake_serve.py), 1e5 points, axis names and the picked-particle panel.
 Screenshots: tests/artifacts/viewer_landscape_*.png."""
+import os
 import sys
 import time
 
@@ -10,6 +11,7 @@ import pytest
 QtWidgets = pytest.importorskip("PyQt5.QtWidgets")
 pytest.importorskip("pyqtgraph")
 
+from fake_serve import make_map  # noqa: E402
 from flexplugin.viewers.serve_client import DecoderClient  # noqa: E402
 from viewer_helpers import grid_landscape, landscape_run, screenshot  # noqa: E402
 
@@ -203,3 +205,89 @@ def test_landscape_window_axes_classes_and_z_panel(qapp, tmp_path):
     axis = app.landscape_data(prot.outputParticles, prot)[3]
     assert len(axis) == 3 and all(a.startswith("PCA %d (" % (i + 1)) and a.endswith("% of variance)")
                                   for i, a in enumerate(axis))
+
+
+# ----------------------------------------------------------------------------- the map shown: save, ChimeraX
+class _Decoder:
+    """The fake server's maps, decoded in this process."""
+
+    def decode(self, zs):
+        return [make_map(np.asarray(z, dtype=np.float32), 24) for z in zs]
+
+
+def _map_window(n=50):
+    from flexplugin.viewers.landscape_window import LandscapeWindow
+    rng = np.random.default_rng(7)
+    z = rng.normal(size=(n, 4)).astype(np.float32)
+    return LandscapeWindow(z[:, :2], z=z, ids=np.arange(n) + 101, decoder=_Decoder(), apix=3.25), z
+
+
+def _fake_chimerax(folder):
+    """A ``chimerax`` program in ``folder`` that writes its arguments, one a line, to args.txt."""
+    folder.mkdir()
+    exe = folder / "chimerax"
+    exe.write_text("#!/bin/sh\nprintf '%%s\\n' \"$@\" > '%s'\n" % (folder / "args.txt"))
+    exe.chmod(0o755)
+    return exe
+
+
+def test_landscape_saves_the_map_shown(qapp, tmp_path, monkeypatch):
+    from flexplugin.engine.io.mrc import read_mrc
+    monkeypatch.setenv("PATH", str(tmp_path))                      # no ChimeraX
+    monkeypatch.delenv("CHIMERA_HOME", raising=False)
+    win, z = _map_window()
+    side = win.side
+    menu = [a.text() for a in win.menuBar().actions()[0].menu().actions()]
+    assert "Save map\u2026" in menu and "Open in ChimeraX" in menu
+    assert not side.save_map_action.isEnabled() and "Click on the landscape first" in side.save_map_action.toolTip()
+    assert not side.chimerax_action.isEnabled() and "ChimeraX was not found" in side.chimerax_action.toolTip()
+    win.pick_index(12)
+    assert win.wait_for_decode(30)
+    np.testing.assert_array_equal(win.volume_view.volume, make_map(z[12], 24))
+    assert side.save_map_action.isEnabled() and not side.chimerax_action.isEnabled()
+    asked = []
+    out = tmp_path / "saved.mrc"
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName",
+                        lambda parent, caption, name, filters: asked.append(name) or (str(out), ""))
+    side.save_map_action.trigger()                                  # File > Save map...
+    assert asked == ["particle_113.mrc"]
+    data, apix = read_mrc(out)
+    np.testing.assert_array_equal(data, win.volume_view.volume)
+    assert apix == pytest.approx(3.25)
+    assert win.statusBar().currentMessage() == "Saved the map to %s" % out
+    warned = []                                                     # a folder that is not there: said, not raised
+    monkeypatch.setattr(QtWidgets.QMessageBox, "warning", lambda parent, title, text: warned.append(text))
+    out = tmp_path / "no such folder" / "saved.mrc"
+    side.save_map_action.trigger()
+    assert len(warned) == 1 and "could not be saved" in warned[0] and str(out) in warned[0]
+    win.close()
+
+
+def test_landscape_opens_the_map_shown_in_chimerax(qapp, tmp_path, monkeypatch):
+    from flexplugin.engine.io.mrc import read_mrc
+    from flexplugin.viewers.chimerax import chimerax_executable
+    exe = _fake_chimerax(tmp_path / "bin")
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    win, z = _map_window()
+    side = win.side
+    assert side.chimerax == str(exe) and not side.chimerax_action.isEnabled()     # no map yet
+    win.pick_index(3)
+    assert win.wait_for_decode(30) and side.chimerax_action.isEnabled()
+    side.chimerax_action.trigger()                                  # File > Open in ChimeraX
+    (process,) = side.chimerax_maps.processes
+    assert process.wait(30) == 0
+    args = (tmp_path / "bin" / "args.txt").read_text().splitlines()
+    assert args[0] == "--cmd" and args[1].startswith('open "') and "; volume #1 level " in args[1]
+    path = args[1].split('"')[1]
+    assert os.path.basename(path) == "particle_104.mrc"
+    data, apix = read_mrc(path)
+    np.testing.assert_array_equal(data, make_map(z[3], 24))
+    assert apix == pytest.approx(3.25)
+    win.close()
+    assert not os.path.exists(path)                                 # ChimeraX has ended: files removed
+    # Scipion's ChimeraX (CHIMERA_HOME) where none is on PATH
+    monkeypatch.setenv("PATH", str(tmp_path))
+    (tmp_path / "chimerax-home").mkdir()
+    _fake_chimerax(tmp_path / "chimerax-home" / "bin").rename(tmp_path / "chimerax-home" / "bin" / "ChimeraX")
+    monkeypatch.setenv("CHIMERA_HOME", str(tmp_path / "chimerax-home"))
+    assert chimerax_executable() == str(tmp_path / "chimerax-home" / "bin" / "ChimeraX")

@@ -395,6 +395,7 @@ def test_cryosphere_viewer_entries(tmp_path, monkeypatch):
     assert view.command()[-5:] == ["segments", "--project", str(tmp_path), "--protocol", "7"]
 
     monkeypatch.setenv("PATH", str(tmp_path / "no-bin"))              # no ChimeraX: the files listed
+    monkeypatch.delenv("CHIMERA_HOME", raising=False)
     (view,) = viewer._showModels()
     assert isinstance(view, MessageView)
     assert str(tmp_path / "Runs" / "models" / "model_2.pdb") in view.getMessage()

@@ -50,7 +50,7 @@ def test_viewers_do_not_import_torch():
     # The viewers run in Scipion's Python (DESIGN: the Scipion side never imports torch).
     code = ("import sys; import flexplugin.viewers, flexplugin.viewers.landscape_window, "
             "flexplugin.viewers.volume_window, flexplugin.viewers.training_window, "
-            "flexplugin.viewers.serve_client, flexplugin.viewers.app; "
+            "flexplugin.viewers.serve_client, flexplugin.viewers.app, flexplugin.viewers.plot_window; "
             "bad = [m for m in sys.modules if m == 'torch' or m.startswith('torch.')]; "
             "assert not bad, bad")
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")

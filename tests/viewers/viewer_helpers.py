@@ -72,9 +72,14 @@ class FakeSet(list):
         return False
 
 
-def landscape_run(tmp_path, n=120, zdim=10, k=3, scale=1e-3, reduction="pca"):
+SAVED_PLOTS = {"landscape.png": (90, 160), "pca_variance.png": (60, 80), "cluster_sizes.png": (50, 70)}
+
+
+def landscape_run(tmp_path, n=120, zdim=10, k=3, scale=1e-3, reduction="pca", plots=False):
     """A landscape analysis run as the app sees it: particles with z (zdim) and zred (tiny values,
-    where an SI prefix would show), k classes (ids 1..k), and its extra/landscape/analysis.json."""
+    where an SI prefix would show), k classes (ids 1..k), and its extra/landscape/analysis.json;
+    with ``plots`` the pictures of SAVED_PLOTS too ({name: (height, width)}, grey), listed in
+    analysis.json's files as ``flexplugin analyze`` lists them."""
     rng = np.random.default_rng(5)
     label = np.arange(n) % k
     z = rng.normal(size=(n, zdim)) + 3 * label[:, None]
@@ -85,7 +90,13 @@ def landscape_run(tmp_path, n=120, zdim=10, k=3, scale=1e-3, reduction="pca"):
                       for c in range(k))
     folder = tmp_path / "Runs" / "000002_ProtFlexLandscape" / "extra" / "landscape"
     folder.mkdir(parents=True)
-    (folder / "analysis.json").write_text(json.dumps({"zred": reduction, "pca_variance": [0.613, 0.2, 0.1]}))
+    analysis = {"zred": reduction, "pca_variance": [0.613, 0.2, 0.1]}
+    if plots:
+        from matplotlib.image import imsave
+        for name, shape in SAVED_PLOTS.items():
+            imsave(folder / name, np.full(shape, 0.5), cmap="gray", vmin=0, vmax=1)
+        analysis["files"] = ["pca.npy", "zred.npy"] + list(SAVED_PLOTS) + ["analysis.json"]
+    (folder / "analysis.json").write_text(json.dumps(analysis))
     prot = Obj(outputParticles=particles, outputClasses=classes, workingDir="Runs/000002_ProtFlexLandscape",
                runName="flexplugin - landscape analysis")
     return Obj(path=str(tmp_path)), prot, label
