@@ -14,7 +14,7 @@ Both methods train on the same data with the same epochs, zdim, seed and threads
 and the CPU-sized architecture of ``--hetacumn-args``; cryoDRGN with ``--cryodrgn-args``.
 ``hetacumn_no_cpp`` is HetACUMN without the auxiliary task (the paper's -CPP ablation).
 Scores: k-means ARI (as many clusters as states), |Spearman(PC1 of z, state)| and for HetACUMN
-the entanglement E_entangle = E_pose + E_z [HA §4.4] of its refined poses and z (with
+the entanglement E_entangle = E_pose + E_z [HetACUMN, §4.4] of its refined poses and z (with
 ``--perturb-deg`` / ``--perturb-px`` the given poses carry errors for the refinement to remove). The issue's
 targets: two states ARI >= 0.9 where cryoDRGN reaches it, never below cryoDRGN; the motion
 Spearman at least cryoDRGN's at SNR 0.1 and >= 0.9 at SNR 1. Appends to OUT/results.jsonl.

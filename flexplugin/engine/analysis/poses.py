@@ -1,4 +1,4 @@
-"""Pose and latent evaluation against ground truth (HetACUMN's metrics, [HA §4.4, §5.1]).
+"""Pose and latent evaluation against ground truth (HetACUMN's metrics, [HetACUMN, §4.4, §5.1]).
 
 Rotations are RELION matrices A (``geometry/so3.py``): the image is the projection of V(A^T r).
 
@@ -108,7 +108,7 @@ def spearman_pc1(z, states):
 
 
 def latent_entanglement(z, labels):
-    """E_z [HA Eq. 11]: mean over class pairs of exp(-(mu_i - mu_j)^2 / (s_i s_j)), with mu and s
+    """E_z [HetACUMN, Eq. 11]: mean over class pairs of exp(-(mu_i - mu_j)^2 / (s_i s_j)), with mu and s
     the mean and standard deviation of each class's PC1 projections of z (the paper's scalar
     class statistics; PC1 as in its Figs. 3 and 5). 0 for well separated classes, 1 for none."""
     p = pc1(z)
@@ -120,8 +120,9 @@ def latent_entanglement(z, labels):
 
 
 def entanglement(z, labels, rot_median, shift_median_px2, box):
-    """E_entangle = E_rot + E_trans + E_z [HA §4.4]. The paper does not define E_rot and E_trans
-    exactly; as the spec (B6) derives from its Tables 1-3: E_rot = median rotation error,
+    """E_entangle = E_rot + E_trans + E_z [HetACUMN, §4.4]. The paper does not define E_rot and
+    E_trans exactly; our reading of its Tables 1-3 (each value of Table 3 is at least Rot. +
+    Trans. / D^2 of Tables 1-2, and equal to it where Err. is 0%): E_rot = median rotation error,
     E_trans = median shift error in box units (pixels^2 / box^2)."""
     e_z = latent_entanglement(z, labels)
     e_pose = float(rot_median) + float(shift_median_px2) / box ** 2

@@ -1,6 +1,7 @@
 """cryoDRGN (Zhong et al., preprint "CryoDRGN: reconstruction of heterogeneous structures from
 cryo-electron micrographs using neural networks"): a VAE with known poses, written from the paper
-and the spec (``shared/specs/cryodrgn_hetacumn.md`` part A; [CD l.N] are lines of the paper).
+(cited by section, [cryoDRGN, ...], see docs/references.md) and, where the paper is silent, the
+authors' published code.
 
 Data, in Hartley space. A batch image x (real space, windowed, scale-normalised) is Fourier
 transformed on the centred grid, translated by +shift (which centres the particle) and turned
@@ -11,27 +12,30 @@ Decoder. A coordinate network V(K, z) -> (a, b), the real and imaginary parts of
 scaled transform at K in box fractions (|K| < 1/2), evaluated on the half-space K_z <= 0 only
 (the other half by Friedel symmetry, F(-K) = conj F(K)). K is featurised by a fixed positional
 encoding (``pe``): ``geom_ft`` is the paper's equation (angular frequencies D*pi*(2/D)^(i/(D/2-1)),
-i = 0..D/2-1, [CD l.317-320]); ``geom_lowf`` divides them by 2*pi, the paper's option for noisy
-data [CD]; ``gaussian`` uses random angular frequencies b ~ N(0, (pe_sigma * D/2)^2) per output
+i = 0..D/2-1, [cryoDRGN, Methods "Deep coordinate networks to represent 3D structure"]);
+``geom_lowf`` divides them by 2*pi, the paper's option for noisy data (same section);
+``gaussian`` uses random angular frequencies b ~ N(0, (pe_sigma * D/2)^2) per output
 feature, sin(b . K) and cos(b . K) without a factor 2 pi (cryoDRGN's ``--pe-type gaussian``): with
 pe_sigma 0.5 a typical feature's phase turns by ~D/4 radians across the whole box (about one period at
 D=32; 2 pi times that with the factor), a low-frequency prior. The
-3D features are concatenated with z [CD l.313-315] and fed to a residual ReLU MLP.
+3D features are concatenated with z (same section) and fed to a residual ReLU MLP.
 
 Image model. Image frequencies k in a circle of radius D/2 are split in a half set P (with the
 origin) and its mirror -P. The decoder runs only on P at K = A^T k (the RELION slice,
 ``geometry.projection.slice_coords``); Friedel symmetry of a real map gives the Hartley values
 H(k) = a - b and H(-k) = a + b. The prediction is CTF(k) * H(k) with our (RELION, protein-bright)
-CTF, compared with Y by mean squared error [CD l.346-349]. No contrast inversion is needed for
-protein-bright images (cryoDRGN's CTF is the negative of ours and it inverts data by default).
+CTF, compared with Y by mean squared error [cryoDRGN, Methods "Training system"]. No contrast
+inversion is needed for protein-bright images (cryoDRGN's CTF is the negative of ours and it
+inverts data by default).
 
 Encoder. q(z | x) from the phase-flipped (x sign(CTF)), centred Hartley image inside the same
-circle, flattened, through a residual ReLU MLP giving the mean and log-variance [CD Methods; EXT].
-Loss = MSE + beta * KL / N_pixels, one reparameterised sample; beta defaults to 1 / zdim (spec
-A3). ``zdim = 0`` is the homogeneous deep coordinate network (no encoder, no KL).
+circle, flattened, through a residual ReLU MLP giving the mean and log-variance [cryoDRGN,
+Methods "Training system"; the input as in the authors' published code]. Loss = MSE + beta * KL /
+N_pixels, one reparameterised sample; beta defaults to 1 / zdim (the authors' published code; the
+paper names no weight). ``zdim = 0`` is the homogeneous deep coordinate network (no encoder, no KL).
 
 Choices checked against cryoDRGN 4.3.1 (run as a peer by benchmarks/train_vs_cryodrgn.py; see
-benchmarks/RESULTS.md): the loss excludes the DC pixel (spec A1; cryoDRGN's ``ignore_DC``); images
+benchmarks/RESULTS.md): the loss excludes the DC pixel (as cryoDRGN's ``ignore_DC``); images
 are divided by the std of the *unwindowed* images (cryoDRGN's HT normalisation, ``data.py``);
 the z weights of the decoder's first layer are initialised as part of one Linear over the
 concatenated [pe(K), z] input (as cryoDRGN's concatenation does; initialising them as a separate
@@ -193,8 +197,8 @@ class CryoDRGN(Method):
         self.register_buffer("mirror_idx", mirror_idx, persistent=False)  # -P without the origin
         self.register_buffer("circle_idx", circle_idx, persistent=False)  # encoder input pixels
         self.register_buffer("half_k", kfrac, persistent=False)           # (|P|, 2) xy fractions
-        # Loss pixels: the circle without the DC pixel (spec A1 "excluding the DC pixel"; cryoDRGN
-        # does the same): the image mean carries no structure after windowing/normalisation.
+        # Loss pixels: the circle without the DC pixel (as the authors' published code): the image
+        # mean carries no structure after windowing/normalisation.
         self.register_buffer("loss_idx", torch.cat([half_idx[1:], mirror_idx]), persistent=False)
         self.encoder = (ResidualMLP(len(circle_idx), config.enc_dim, config.enc_layers,
                                     2 * config.zdim) if config.zdim > 0 else None)

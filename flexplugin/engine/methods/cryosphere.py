@@ -1,56 +1,62 @@
 """cryoSPHERE (Ducrocq et al., ICLR 2025, "cryoSPHERE: single-particle heterogeneous reconstruction
 from cryo EM"): an atomic model cut into learned segments that move as rigid bodies. Written from
-the paper and the spec (``shared/specs/cryosphere_hetsiren.md`` part A; tags as there: [P] paper,
-[C] the authors' public code as described by the spec, [S] our choice).
+the paper (cited by section and equation, [cryoSPHERE, ...], see docs/references.md) and, where it
+is silent, the authors' published code; what comes from neither is marked "our choice".
 
 Structure. One pseudo-atom per residue at its C-alpha (``inputs["atomic_model"]``), a Gaussian of
-width ``sigma`` and amplitude the residue's electrons [P eq. 1, C]. The model is taken as fitted
-into the consensus map, whose voxel 0 is at the origin: the box centre (the rotation centre of the
-poses, voxel D//2) is at ``box_A / 2`` in the model's coordinates. Inside, residues are in Å
-relative to that centre; ``decode_structure`` returns them in the model's own frame.
+width ``sigma`` and amplitude the residue's electrons [cryoSPHERE, §3.1, Eq. 1; the authors'
+published code]. The model is taken as fitted into the consensus map, whose voxel 0 is at the
+origin: the box centre (the rotation centre of the poses, voxel D//2) is at ``box_A / 2`` in the
+model's coordinates. Inside, residues are in Å relative to that centre; ``decode_structure``
+returns them in the model's own frame.
 
-Segmentation [P sec. 4, C]. K components of a Gaussian mixture on the residue index i = 0..R-1
-(file order): W_ik = softmax_k([log pi_k - (i - mu_k)^2 / (2 sigma_k^2)] / tau), with a Gaussian
-variational posterior over (mu_k, sigma_k, logit pi_k) and the data-dependent "uniform" prior of
-[C] (mu_k centred on the k-th of K equal blocks, std 10; sigma_k ~ N(R/K, 10^2) passed through
-ELU + 1; logits ~ N(0, 1)). One sample per image per step; the posterior means for decoding.
+Segmentation [cryoSPHERE, §3.3, Eq. 6; the authors' published code]. K components of a Gaussian
+mixture on the residue index i = 0..R-1 (file order): W_ik = softmax_k([log pi_k - (i - mu_k)^2 /
+(2 sigma_k^2)] / tau), with a Gaussian variational posterior over (mu_k, sigma_k, logit pi_k) and
+the data-dependent "uniform" prior of the authors' published code (mu_k centred on the k-th of K
+equal blocks, std 10; sigma_k ~ N(R/K, 10^2) passed through ELU + 1; logits ~ N(0, 1)). One sample
+per image per step; the posterior means for decoding.
 
-Chains [S]. File order puts the last residue of one chain next to the first of the next, although
-they are not bonded and may lie far apart. The residues are therefore cut into parts, each a chain
-(a run of residues with one chain id), and every segment belongs to one part: W_ik = 0 for a
-residue outside segment k's part (its logit is -inf before the softmax). A segment so holds
-residues of one chain, or, where chains outnumber segments, the whole of the few consecutive
-chains of its part (``segment_parts``: adjacent parts with the fewest residues together are
-merged into a part of one segment until K suffice; the other segments go one at a time to the
-chain with the most residues per segment). The prior above is taken per part (mu_k on the
-k-th of the part's equal blocks, sigma_k ~ N(part length / its segments, 10^2)). One chain (or a
-model without chain ids) is one part of K segments: the mixture above unchanged. The restriction
-holds for every value of the mixture's parameters, which no gap between chains on the index axis
-guarantees (a wide component centred in a gap wins the chain ends on both sides).
+Chains (our choice). File order puts the last residue of one chain next to the first of the next,
+although they are not bonded and may lie far apart. The residues are therefore cut into parts, each
+a chain (a run of residues with one chain id), and every segment belongs to one part: W_ik = 0 for
+a residue outside segment k's part (its logit is -inf before the softmax). A segment so holds
+residues of one chain, or, where chains outnumber segments, the whole of the few consecutive chains
+of its part (``segment_parts``: adjacent parts with the fewest residues together are merged into a
+part of one segment until K suffice; the other segments go one at a time to the chain with the most
+residues per segment). The prior above is taken per part (mu_k on the k-th of the part's equal
+blocks, sigma_k ~ N(part length / its segments, 10^2)). One chain (or a model without chain ids) is
+one part of K segments: the mixture above unchanged. The restriction holds for every value of the
+mixture's parameters, which no gap between chains on the index axis guarantees (a wide component
+centred in a gap wins the chain ends on both sides).
 
-Deformation [P, C]. The decoder maps z to 6 numbers per segment: a translation t_k (Å) and the
-vector part v_k of the quaternion (1, v_k), i.e. a rotation by theta_k = 2 atan |v_k| about
-u_k = v_k / |v_k| (a zero output is the identity). Residue i is rotated about the box centre by
-W_ik theta_k about u_k for k = 0..K-1 in turn, then translated by sum_k W_ik t_k.
+Deformation [cryoSPHERE, §3.4; the authors' published code]. The decoder maps z to 6 numbers per
+segment: a translation t_k (Å) and the vector part v_k of the quaternion (1, v_k), i.e. a rotation
+by theta_k = 2 atan |v_k| about u_k = v_k / |v_k| (a zero output is the identity). Residue i is
+rotated about the box centre by W_ik theta_k about u_k for k = 0..K-1 in turn, then translated by
+sum_k W_ik t_k.
 
-Image formation [P eq. 2, C]. The moved residues are posed (RELION matrices, known poses),
-projected exactly as separable 2D Gaussians at the particle's offset (-origin) with
-``simulate.project_atoms``, multiplied in Fourier space by the CTF (RELION sign: protein bright,
-so no -CTF as in [C]), and windowed like the data (``data.ParticleDataset``).
+Image formation [cryoSPHERE, §3.1, Eq. 2; the authors' published code]. The moved residues are
+posed (RELION matrices, known poses), projected exactly as separable 2D Gaussians at the particle's
+offset (-origin) with ``simulate.project_atoms``, multiplied in Fourier space by the CTF (RELION
+sign: protein bright, so no -CTF as in the authors' published code), and windowed like the data
+(``data.ParticleDataset``).
 
-Encoder [P, C]. q(z | image) = N(mu, diag s^2), s = ELU + 1 [P], from a residual MLP (the one of
-cryoDRGN) on the image centred by its known shift (our choice: [C] feeds the uncentred image)
-inside the circle of radius D/2. ``zdim = 0`` is the rigid, homogeneous model: one learned
-transform per segment shared by all images (no encoder, no KL on z).
+Encoder [cryoSPHERE, §3.5; the authors' published code]. q(z | image) = N(mu, diag s^2), s =
+ELU + 1 [cryoSPHERE, §3.5], from a residual MLP (the one of cryoDRGN) on the image centred by its
+known shift (our choice: the authors' published code feeds the uncentred image) inside the
+circle of radius D/2. ``zdim = 0`` is the rigid, homogeneous model: one learned transform per
+segment shared by all images (no encoder, no KL on z).
 
-Loss [P eq. 7-10, C]: -correlation (dot product over the std of each image, per pixel), plus the
-KL terms of z and of the mixture divided by the number of pixels, with [C]'s schedules (linear
-warm-up for z, mu and sigma; a cyclical one for the proportions), an L2 penalty on the network
-weights [C], and the optional continuity and clash terms [P App. A.1].
+Loss [cryoSPHERE, §3.6, Eqs. 7-8]: -correlation (dot product over the std of each image, per
+pixel), plus the KL terms of z and of the mixture divided by the number of pixels, with the
+schedules of the authors' published code (linear warm-up for z, mu and sigma; a cyclical one for
+the proportions), an L2 penalty on the network weights (the authors' published code), and the
+optional continuity and clash terms [cryoSPHERE, App. A.1, Eqs. 9-10].
 
-Two learning rates [P B.3]: the loop's single Adam runs at ``lr``; the mixture's parameters are
-stored divided by ``lr_segments / lr`` and multiplied back when used, which gives them Adam
-steps of ``lr_segments`` (Adam's steps do not depend on the gradient's scale).
+Two learning rates [cryoSPHERE, App. B.3]: the loop's single Adam runs at ``lr``; the mixture's
+parameters are stored divided by ``lr_segments / lr`` and multiplied back when used, which gives
+them Adam steps of ``lr_segments`` (Adam's steps do not depend on the gradient's scale).
 
 Volumes. ``decode_volume`` renders the moved model with ``simulate.render_volume`` at the scale of
 ``reconstruct.py``: the correlation loss ignores the images' scale, so a gain (least squares of the
@@ -123,7 +129,8 @@ class CryoSPHERE(Method):
         self.register_buffer("outside_part", None if len(self.parts) == 1 else
                              res_part[:, None] != seg_part[None, :], persistent=False)   # (R, K)
         # Mixture: variational posterior (mean, raw std) of mu, sigma (pre ELU + 1) and the logits,
-        # initialised at the [C] "uniform" prior of each part; stored divided by lr_segments / lr.
+        # initialised at the "uniform" prior (the authors' published code) of each part; stored
+        # divided by lr_segments / lr.
         mu0, sigma0 = [], []
         for begin, end, count in self.parts:
             bound = (end - begin) / count
@@ -259,14 +266,14 @@ class CryoSPHERE(Method):
                      "kl_segments": float((kl_mu + kl_sigma + kl_pi).detach())}, **out)
 
     def continuity_loss(self, moved):
-        """Mean squared change of consecutive C-alpha distances [P eq. 9]."""
+        """Mean squared change of consecutive C-alpha distances [cryoSPHERE, App. A.1, Eq. 9]."""
         i = self.cont_pairs
         d = (moved[:, i + 1] - moved[:, i]).norm(dim=-1)
         return ((d - self.cont_d0) ** 2).mean()
 
     def clash_loss(self, moved):
-        """[P eq. 10]: mean over clashing pairs (|i - j| >= 2, closer than the cutoff) of
-        (cutoff - d)^2, per image, averaged over images."""
+        """[cryoSPHERE, App. A.1, Eq. 10]: mean over clashing pairs (|i - j| >= 2, closer than the
+        cutoff) of (cutoff - d)^2, per image, averaged over images."""
         r = moved.shape[1]
         i, j = torch.triu_indices(r, r, offset=2, device=moved.device)
         if self.config.clash_pairs_max is not None:

@@ -1,46 +1,46 @@
 """HetACUMN (Chen, Wang, Yao: "Improved cryo-EM pose estimation and 3D classification through
 latent-space disentanglement"): amortized inference of pose and conformation, with the
-auxiliary conditional pose prediction task. Written from the paper and the spec
-(``shared/specs/cryodrgn_hetacumn.md`` part B; [HA §x] are sections of the paper, [EXT] and
-[UNSPEC] as in the spec). There is no public code of the method.
+auxiliary conditional pose prediction task. Written from the paper (cited by section, equation
+and appendix, [HetACUMN, ...], see docs/references.md); where it is silent, from the published code
+of cryoDRGN and cryoFIRE, or our choice, as marked. There is no public code of the method.
 
-Encoder. A ResNet-18 (He et al. 2016: 7x7 stride-2 stem, max pool, four stages of two basic
-blocks with 64/128/256/512 channels, batch norm) on the real-space image (windowed and divided
-by the data's standard deviation, as the batches come), without the fully connected layer; the
-flattened last feature map (or its global average, ``enc_pool``) feeds three heads of hidden
-width 256 [HA App. A1]: rotation (the continuous 6D representation of Zhou et al.,
-Gram-Schmidt to a matrix), in-plane shift (pixels, the RELION origin: moving the image by it
-centres the particle) and conformation (mean, log-variance).
-The rotation is a RELION matrix A (``geometry/so3.py``): predicted poses compare directly with
-a star file's.
+Encoder. A ResNet-18 ([ResNet]: 7x7 stride-2 stem, max pool, four stages of two basic blocks with
+64/128/256/512 channels, batch norm) on the real-space image (windowed and divided by the data's
+standard deviation, as the batches come), without the fully connected layer; the flattened last
+feature map (or its global average, ``enc_pool``) feeds three heads of hidden width 256
+[HetACUMN, App. A1]: rotation (the continuous 6D representation [Rot6D], Gram-Schmidt to a matrix;
+our choice, the paper names none), in-plane shift (pixels, the RELION origin: moving the image by
+it centres the particle) and conformation (mean, log-variance). The rotation is a RELION matrix A
+(``geometry/so3.py``): predicted poses compare directly with a star file's.
 
 Decoder. The Hartley-space coordinate network of :mod:`.cryodrgn` (half-space evaluation with
-Friedel symmetry, residual ReLU MLP of width 256 [HA App. A2], ``decode_volume``), with Gaussian
-random Fourier features of the coordinates [HA App. A2] (3 * D/2 frequencies ~ N(0, (0.5 D/2)^2),
-spec B2 [EXT]) concatenated with z. The image model is cryoDRGN's: the central slice at A^T k
-times the CTF, compared with the image translated by the predicted shift (equivalent to
-translating the prediction), mean squared error over the circle |k| < D/2 without DC.
+Friedel symmetry, residual ReLU MLP of width 256 [HetACUMN, App. A2], ``decode_volume``), with
+Gaussian random Fourier features of the coordinates [HetACUMN, App. A2] (3 * D/2 frequencies
+~ N(0, (0.5 D/2)^2), as cryoDRGN's published code; the paper gives neither) concatenated with z.
+The image model is cryoDRGN's: the central slice at A^T k times the CTF, compared with the image
+translated by the predicted shift (equivalent to translating the prediction), mean squared error
+over the circle |k| < D/2 without DC.
 
-Image task [HA §4.2, Eqs. 4-7]. Each image and its horizontal mirror R_h[I] (x -> -x about the
-box centre; its CTF mirrored alike) are encoded and decoded; per image the path with the lower
+Image task [HetACUMN, §4.2, Eqs. 4-7]. Each image and its horizontal mirror R_h[I] (x -> -x about
+the box centre; its CTF mirrored alike) are encoded and decoded; per image the path with the lower
 error wins (L_sym = min, Eq. 5), and its KL (lambda_z) and shift L1 (lambda_t / 2) are added. The
 mirror of a projection under A is the projection of the same map under M A with
-M = diag(-1, 1, -1), with shift (-t_x, t_y); ``encode`` reports the winning path's z and its pose
-mapped back this way (so it always describes the image itself). For the first ``fch_epochs``
+M = diag(-1, 1, -1), with shift (-t_x, t_y); ``encode`` reports the winning path's z and its
+pose mapped back this way (so it always describes the image itself). For the first ``fch_epochs``
 epochs the conformation head is frozen and the decoder is fed z ~ N(0, I) without KL (FCH,
-[HA §4.2, §5.1]).
+[HetACUMN, §4.2, §5.1]).
 
-Auxiliary task, CPP [HA §4.1, §4.3, Eq. 8]. Poses drawn uniformly on SO(3) x [-m, m]^2 pixels,
-conformations from the image task's posterior of the same step (PDS; the prior during FCH), the
-frozen decoder renders them with the CTFs of the batch's particles (shuffled), the images are
+Auxiliary task, CPP [HetACUMN, §4.1, §4.3, Eq. 8]. Poses drawn uniformly on SO(3) x [-m, m]^2
+pixels, conformations from the image task's posterior of the same step (PDS; the prior during FCH),
+the frozen decoder renders them with the CTFs of the batch's particles (shuffled), the images are
 translated, adaptive synthetic noise is added (ASN, Eqs. 9-10: noise variance = variance of the
-current clean synthetic batch / the data's SNR), windowed like the data, encoded, and the pose
-is supervised: lambda_p ((1/9) ||R - R_pred||_F^2 + (1/2) ||t - t_pred||_1). The training loop
-makes one optimisation step per batch; the two tasks alternate *within* each step (image task on
-the batch, then CPP on a synthetic batch of the same size, separate forward passes) and their
-losses are summed (our choice: 1:1 alternation, spec B4, without a second optimizer step). The
-encoder's batch-norm running statistics (used by ``encode``) are those of the real images only:
-the CPP pass does not update them.
+current clean synthetic batch / the data's SNR), windowed like the data, encoded, and the pose is
+supervised: lambda_p ((1/9) ||R - R_pred||_F^2 + (1/2) ||t - t_pred||_1). The training loop makes
+one optimisation step per batch; the two tasks alternate *within* each step (image task on the
+batch, then CPP on a synthetic batch of the same size, separate forward passes) and their losses
+are summed (our choice: 1:1 alternation, without a second optimizer step). The encoder's batch-norm
+running statistics (used by ``encode``) are those of the real images only: the CPP pass does not
+update them.
 
 SNR (Eq. 9). Estimated during training from the first ``SNR_IMAGES`` real images: noise
 variance from the outer ring r >= 0.85 D/2 (outside the particle; with the soft window applied
@@ -109,7 +109,8 @@ REFINE_NOISE_PX = 1.0
 # images and mirrors, as in training) when it holds at least this many images, else with the
 # running statistics (see ``encode``).
 ENCODE_BATCH_STATS_MIN = 16
-# CPP shift range (box fractions) when the particle file has no shifts [HA App. B: 8 px at D=128].
+# CPP shift range (box fractions) when the particle file has no shifts
+# [HetACUMN, App. B: 8 px at D=128].
 DEFAULT_CPP_MAX_SHIFT = 0.0625
 # 6D representation of the identity (the first two rows of I).
 IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
@@ -338,7 +339,7 @@ class HetACUMN(Method):
 
     @staticmethod
     def _pose_loss(rot, shift, rot_true, shift_true):
-        """(1/9) ||R - R_pred||_F^2 + (1/2) ||t - t_pred||_1, batch mean [HA Eq. 8]."""
+        """(1/9) ||R - R_pred||_F^2 + (1/2) ||t - t_pred||_1, batch mean [HetACUMN, Eq. 8]."""
         return (((rot - rot_true) ** 2).sum((1, 2)) / 9
                 + 0.5 * (shift - shift_true).abs().sum(1)).mean()
 
