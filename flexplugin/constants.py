@@ -27,3 +27,6 @@ KMEANS_LABELS_FILE = "kmeans_labels.npy"   # (N,) cluster of each particle, 0-ba
 Z_VALUES_FILE = "z_values.txt"    # latent points of a folder of decoded maps, one row per map
 PCA_FILE = "pca.npy"              # (N, n) principal-component coordinates of z
 ANALYSIS_JSON = "analysis.json"   # parameters, reduction ("zred"), "pca_variance", "pc_traversals", "path"
+LANDSCAPE_PLOT = "landscape.png"  # particle density and k-means classes on the landscape
+PCA_VARIANCE_PLOT = "pca_variance.png"     # explained variance of the principal components
+CLUSTER_SIZES_PLOT = "cluster_sizes.png"   # particles in each k-means class (with k-means)

@@ -24,6 +24,8 @@ import subprocess
 import sys
 import time
 
+from .constants import LANDSCAPE_PLOT
+
 METHODS = ("cryodrgn", "hetsiren", "hetacumn", "cryosphere")
 PROJECT = "flexDemo"
 
@@ -220,7 +222,7 @@ def run_demo(method):
     classes = sorted(os.path.join(project.getPath(), c.getRepresentative().getFileName())
                      for c in land.outputClasses)
     print("\nDemo finished in %.0f s (%s)." % (time.time() - demo.t0, method), flush=True)
-    print("  landscape plot:    %s" % os.path.join(extra, "landscape.png"))
+    print("  landscape plot:    %s" % os.path.join(extra, LANDSCAPE_PLOT))
     if ok:
         print("  landscape window:  %s" % shot)
     print("  class maps:        %s" % os.path.dirname(classes[0]))

@@ -8,7 +8,8 @@ from flexplugin import constants
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAMES = [constants.Z_FILE, constants.ROTATIONS_FILE, constants.SHIFTS_FILE, constants.CONSENSUS_MAP,
          constants.CONFIG_JSON, constants.ZRED_FILE, constants.KMEANS_LABELS_FILE, constants.Z_VALUES_FILE,
-         constants.PCA_FILE, constants.ANALYSIS_JSON]
+         constants.PCA_FILE, constants.ANALYSIS_JSON, constants.LANDSCAPE_PLOT,
+         constants.PCA_VARIANCE_PLOT, constants.CLUSTER_SIZES_PLOT]
 
 
 def test_no_stray_file_name_literals():

@@ -29,7 +29,8 @@ import time
 
 import numpy as np
 
-from flexplugin.constants import ANALYSIS_JSON, PCA_FILE, Z_FILE
+from flexplugin.constants import (ANALYSIS_JSON, CLUSTER_SIZES_PLOT, LANDSCAPE_PLOT, PCA_FILE,
+                                  PCA_VARIANCE_PLOT, Z_FILE)
 from flexplugin.selection import write_ids
 
 
@@ -75,10 +76,10 @@ def read_analysis(folder):
     return analysis
 
 
-PLOT_TITLES = {  # the plots flexplugin analyze saves, by file name without ".png"
-    "landscape": "Landscape: particle density and k-means classes",
-    "pca_variance": "Explained variance of the principal components",
-    "cluster_sizes": "Particles in each k-means class",
+PLOT_TITLES = {  # the plots flexplugin analyze saves, by file name
+    LANDSCAPE_PLOT: "Landscape: particle density and k-means classes",
+    PCA_VARIANCE_PLOT: "Explained variance of the principal components",
+    CLUSTER_SIZES_PLOT: "Particles in each k-means class",
 }
 
 
@@ -90,8 +91,9 @@ def saved_plots(folder):
     for name in (_analysis_json(folder) or {}).get("files") or []:
         path = os.path.join(folder, name)
         if name.lower().endswith(".png") and os.path.exists(path):
-            stem = os.path.splitext(os.path.basename(name))[0]
-            plots.append((PLOT_TITLES.get(stem, stem.replace("_", " ")), path))
+            base = os.path.basename(name)
+            title = PLOT_TITLES.get(base, os.path.splitext(base)[0].replace("_", " "))
+            plots.append((title, path))
     return plots
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt5 import QtCore, QtGui, QtWidgets
 
+from flexplugin.constants import LANDSCAPE_PLOT
 from flexplugin.selection import read_ids, write_ids
 
 from . import landscape_selection as selection
@@ -407,7 +408,7 @@ class LandscapeWindow(QtWidgets.QMainWindow):
             self.load_selection(path)
 
     def _save_image_dialog(self):
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save plot image", "landscape.png",
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save plot image", LANDSCAPE_PLOT,
                                                         "PNG (*.png)")
         if path:
             self.plot_widget.grab().save(path)

@@ -33,7 +33,8 @@ import os
 
 import numpy as np
 
-from ...constants import ANALYSIS_JSON, KMEANS_LABELS_FILE, PCA_FILE, Z_VALUES_FILE, ZRED_FILE
+from ...constants import (ANALYSIS_JSON, CLUSTER_SIZES_PLOT, KMEANS_LABELS_FILE, LANDSCAPE_PLOT,
+                          PCA_FILE, PCA_VARIANCE_PLOT, Z_VALUES_FILE, ZRED_FILE)
 from ..errors import InputError
 from ..io.mrc import save_npy, save_txt
 
@@ -358,11 +359,11 @@ def analyze(model, z, out, kmeans_k=0, pcs=2, umap=False, ndim=2, traversal_poin
         log("analyze: path %d -> %d through %d particles, %d maps in %s"
             % (path[0], path[1], len(nodes), len(idx), gdir))
 
-    plot_landscape(rel(os.path.join(out, "landscape.png")), zred, labels, centers_2d,
+    plot_landscape(rel(os.path.join(out, LANDSCAPE_PLOT)), zred, labels, centers_2d,
                    title="UMAP" if umap else "PCA", axis_names=axis_labels(umap, ratio, ndim))
-    plot_pca_variance(rel(os.path.join(out, "pca_variance.png")), ratio)
+    plot_pca_variance(rel(os.path.join(out, PCA_VARIANCE_PLOT)), ratio)
     if kmeans_k:
-        plot_cluster_sizes(rel(os.path.join(out, "cluster_sizes.png")), labels, kmeans_k)
+        plot_cluster_sizes(rel(os.path.join(out, CLUSTER_SIZES_PLOT)), labels, kmeans_k)
 
     files.append(ANALYSIS_JSON)
     summary["files"] = files
