@@ -30,7 +30,7 @@ OUTSIDE = [
     (r"\[[A-Za-z-]+,? l\.\s?\d", "line numbers of a text outside the repository"),
     (r"\[(?:CD|HA|CS|HS|EXT|UNSPEC|DERIVED|LOST|P-inf|P-CS|P-HS|C-CS|C-HS|C-SC)\b",
      "a tag of notes outside the repository"),
-    (r"(?<![\w\])])\[(?:P|C|S)(?:\]|[ ,;])", "a tag of notes outside the repository"),
+    (r"(?<![\w\])])\[(?:P|C|S)(?:\]|[ ,;:])", "a tag of notes outside the repository"),
 ]
 
 # "[Key, place]": a key of docs/references.md followed by a place in that work.
@@ -100,7 +100,7 @@ def test_every_cited_key_is_in_the_references():
 def test_the_patterns_catch_what_they_should():
     bad = ["see shared/specs/x.md", "[CD l.317-320]", "[HA §4.4]", "(spec A1)", "spec B.5",
            "[P eq. 1, C]", "[C]", "as in the spec", "the\nspec found", "[EXT, spec A3]",
-           "[C-SC, spec B.7]", "[S]"]
+           "[C-SC, spec B.7]", "[S]", "[C: 5 cycles]"]
     good = ["[HetSIREN, Eq. 9]", "x[C]", "f(a)[S]", "[cryoSPHERE, App. A.1, Eq. 10]",
             "spec = residue_ranges(x)", "[Pa, Pb]"]
 
