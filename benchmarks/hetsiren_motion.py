@@ -17,6 +17,7 @@
 Writes OUT/results.json.
 """
 import argparse
+import glob
 import json
 import os
 import shlex
@@ -32,6 +33,9 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
 from state_maps import median_z, state_resolutions, state_spearman  # noqa: E402
+from flexplugin.engine.analysis.poses import spearman_pc1  # noqa: E402
+from flexplugin.engine.io import read_particles  # noqa: E402
+from flexplugin.engine.io.mrc import read_mrc  # noqa: E402
 
 
 def cli(*args, env=None):
@@ -56,11 +60,14 @@ def train_and_score(method, extra, a, data, env):
     vols = os.path.join(a.out, method + "_states")
     cli("decode", "--model", run, "--z-file", zs, "--out", vols, env=env)
     res = state_resolutions(vols, data, a.apix)
-    r = dict(spearman_pc1=state_spearman(z, data), fsc05_A_per_state=res,
+    defocus = read_particles(os.path.join(data, "particles.star")).ctf[:, :2].mean(1)
+    r = dict(spearman_pc1=state_spearman(z, data), defocus_spearman_pc1=spearman_pc1(z, defocus),
+             fsc05_A_per_state=res,
              fsc05_A_mean=float(np.mean(res)), train_seconds=seconds, wall_seconds=wall,
              images_per_s=a.n * a.epochs / seconds, args=extra)
-    print("%-9s |Spearman(PC1 z, state)| %.3f  FSC=0.5 vs GT (mean over states) %.2f Å  [%s]  "
-          "train %.0f s" % (method, r["spearman_pc1"], r["fsc05_A_mean"],
+    print("%-9s |Spearman(PC1 z, state)| %.3f  (defocus %.3f)  FSC=0.5 vs GT (mean over states) "
+          "%.2f Å  [%s]  train %.0f s" % (method, r["spearman_pc1"], r["defocus_spearman_pc1"],
+                                          r["fsc05_A_mean"],
                             " ".join("%.1f" % x for x in res), seconds), flush=True)
     return r
 
@@ -82,6 +89,14 @@ def main(argv=None):
     ap.add_argument("--cryodrgn-args", default="--lr 1e-4 --batch-size 8 --enc-dim 128 --enc-layers 3 "
                     "--dec-dim 128 --dec-layers 3 --pe geom_lowf",
                     help="`train cryodrgn` options (one string)")
+    ap.add_argument("--focus", action="store_true",
+                    help="HetSIREN with a mask around the moving arm (a soft sphere) and the "
+                         "particles' reconstruction as the reference; also reports the largest "
+                         "change outside the mask relative to the reference's maximum")
+    ap.add_argument("--defocus-range", nargs=2, type=float, metavar=("MIN", "MAX"),
+                    help="simulated defocus range in Å (e.g. 5000 40000: a wide spread, for "
+                         "--hetsiren-args --decouple); |Spearman(PC1 of z, defocus)| is reported "
+                         "for every run")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=os.path.join(HERE, "out", "hetsiren_motion"))
     a = ap.parse_args(argv)
@@ -89,12 +104,29 @@ def main(argv=None):
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), MKL_NUM_THREADS=str(a.threads))
     data = os.path.join(a.out, "data")
     cli("simulate", "--out", data, "--n", a.n, "--box", a.box, "--apix", a.apix, "--snr", a.snr,
-        "--seed", a.seed, "--states", a.states, env=env)
+        "--seed", a.seed, "--states", a.states,
+        *(["--defocus-min", a.defocus_range[0], "--defocus-max", a.defocus_range[1]]
+          if a.defocus_range else []), env=env)
     results = {"config": vars(a)}
+    focus = []
+    if a.focus:
+        ref, mask = os.path.join(a.out, "reference.mrc"), os.path.join(a.out, "mask.mrc")
+        cli("reconstruct", "--particles", os.path.join(data, "particles.star"), "--out", ref, env=env)
+        # A sphere around the built-in object's swinging arm (centre and reach of its atoms over
+        # the states, in Å from the box centre).
+        cli("mask", "--out", mask, "--sphere", "--box", a.box, "--apix", a.apix,
+            "--center", "10.8,8.6,-1.1", "--radius", 16, "--soft", 6, env=env)
+        focus = ["--mask", mask, "--reference", ref]
     results["hetsiren"] = train_and_score(
         "hetsiren", (["--lr", a.lr] if a.lr else []) + (["--batch-size", a.batch_size] if a.batch_size else [])
-        + shlex.split(a.hetsiren_args),
+        + shlex.split(a.hetsiren_args) + focus,
         a, data, env)
+    if a.focus:
+        m, v0 = read_mrc(mask)[0], read_mrc(ref)[0]
+        vols = sorted(glob.glob(os.path.join(a.out, "hetsiren_states", "*.mrc")))
+        dev = max(float(np.abs(read_mrc(v)[0] - v0)[m == 0].max()) for v in vols) / float(np.abs(v0).max())
+        results["hetsiren"]["outside_mask_max_rel"] = dev
+        print("focus: outside the mask max |map - reference| = %.2g of max|reference|" % dev, flush=True)
     if a.with_cryodrgn:
         results["cryodrgn"] = train_and_score("cryodrgn", shlex.split(a.cryodrgn_args), a, data, env)
         h, c = results["hetsiren"], results["cryodrgn"]

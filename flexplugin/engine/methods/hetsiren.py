@@ -69,7 +69,9 @@ Loss [P Eq. 5-12]. MSE (or 1 - correlation) between the predicted and experiment
 full resolution and, with ``multires``, again after Fourier cropping both to half the box (the
 paper's "R and 2R" scheme), plus on the decoded full-resolution maps: ``l1`` mean |V|, ``neg``
 mean |min(V, 0)|, ``tv`` mean |finite differences|, ``l2grad`` mean squared finite differences
-(means, so the weights do not depend on the box [C]), and with a mask ``focus`` times the squared
+(means, so the weights do not depend on the box [C]), ``delta_l2`` times the mean square of
+the decoded change dV in units of its projections (voxel value x box; a Gaussian prior on the
+change, our choice: without it the change also fits the images' noise), and with a mask ``focus`` times the squared
 differences of the max, min, mean and standard deviation of the map inside the mask (mask >= 0.5)
 and of the reference (or, without one, of the detached consensus) [P Eq. 12].
 
@@ -258,12 +260,17 @@ class HetSIREN(LocalPoseRefinement, Method):
 
     def _volume(self, z):
         """Voxel values on S (B, M), float32, image units."""
+        return self._volume_and_change(z)[0]
+
+    def _volume_and_change(self, z):
+        """(voxel values on S (B, M), the decoded change dV on the decoded voxels (B, n_dec) or
+        None), float32, image units."""
         base = self._base().float().expand(len(z), -1)
         delta = self._delta(z)
         if delta is None:
-            return base
+            return base, None
         change = torch.zeros_like(base).index_copy(1, self.dec_pos, delta * self.dec_w)
-        return base + change
+        return base + change, delta
 
     def _grid(self, vals):
         """(B, M) voxel values -> (B, D, D, D) maps."""
@@ -313,15 +320,15 @@ class HetSIREN(LocalPoseRefinement, Method):
 
     # -- encoders ------------------------------------------------------------------------------
     def _encode(self, batch):
-        """(z, rotations, shifts_px, voxel values, penalty on the heads' corrections) with the
-        refined pose when refine_poses."""
+        """(z, rotations, shifts_px, voxel values, decoded change, penalty on the heads' corrections)
+        with the refined pose when refine_poses."""
         cfg = self.config
         img = batch["images"]
         rot, shifts = batch["rotations"].float(), batch["shifts_px"].float()
         n = len(img)
         z = self._latent(img, batch) if self.zdim > 0 else torch.zeros(n, 0, device=img.device)
         with torch.autocast(img.device.type, enabled=False):
-            vals = self._volume(z)
+            vals, delta = self._volume_and_change(z)
         pen = None
         # Corrections are held at zero during the warm-up epochs of training (never in encode).
         active = cfg.refine_poses and (not self.training or self.epoch > cfg.pose_warmup)
@@ -357,7 +364,7 @@ class HetSIREN(LocalPoseRefinement, Method):
             with torch.autocast(img.device.type, enabled=False):
                 rot = axis_angle_to_matrix_torch(dw) @ rot
             shifts = shifts + ds
-        return z, rot, shifts, vals, pen
+        return z, rot, shifts, vals, delta, pen
 
     def _latent(self, img, batch):
         """The encoder's z (B, zdim) for a batch, float32."""
@@ -367,7 +374,7 @@ class HetSIREN(LocalPoseRefinement, Method):
         cfg = self.config
         img = batch["images"].float()
         ctf = batch.get("ctf")
-        z, rot, shifts, vals, pen = self._encode(batch)
+        z, rot, shifts, vals, delta, pen = self._encode(batch)
         out = {}
         with torch.autocast(img.device.type, enabled=False):
             proj = self._project(vals, rot, shifts)
@@ -376,6 +383,9 @@ class HetSIREN(LocalPoseRefinement, Method):
             loss = data
             out["data"] = float(data.detach())
             grid = None
+            if cfg.delta_l2 and delta is not None:
+                change = delta * self.data_info.box    # ~ the amplitude of its projections
+                loss = loss + cfg.delta_l2 * (change ** 2).mean()
             if cfg.l1:
                 l1 = vals.abs().mean()
                 loss = loss + cfg.l1 * l1
@@ -429,7 +439,7 @@ class HetSIREN(LocalPoseRefinement, Method):
 
     @torch.no_grad()
     def encode(self, batch):
-        z, rot, shifts, _, _ = self._encode(batch)
+        z, rot, shifts, _, _, _ = self._encode(batch)
         if not self.config.refine_poses:
             return Encoding(z=z.float())
         return Encoding(z=z.float(), rotations=rot.float(),
