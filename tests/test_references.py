@@ -12,16 +12,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCES = "docs/references.md"
 THIS = os.path.relpath(os.path.abspath(__file__), ROOT)
 
-# Files whose citations are being converted to the form above (to be emptied).
-NOT_YET_CONVERTED = {
-    "flexplugin/engine/configs.py",
-    "flexplugin/engine/methods/hetsiren.py",
-    "flexplugin/engine/methods/hetsiren_layers.py",
-    "flexplugin/engine/methods/hetsiren_pose.py",
-    "flexplugin/engine/methods/base.py",
-    "flexplugin/engine/train.py",
-}
-
 # What a citation of a text outside the repository looks like.
 OUTSIDE = [
     (r"\bshared/(?:specs|seeds)\b", "a path outside the repository"),
@@ -65,19 +55,12 @@ def reference_keys():
 def test_no_citation_of_texts_outside_the_repository():
     offenders = []
     for path in tracked_files():
-        if path in NOT_YET_CONVERTED:
-            continue
         text = read(path)
         for pattern, what in OUTSIDE:
             for m in re.finditer(pattern, text):
                 offenders.append("%s:%d: %r (%s)" % (path, line_of(text, m.start()), m.group(0), what))
     assert not offenders, ("cite a work of %s by key and place, or a page of the repository:\n%s"
                            % (REFERENCES, "\n".join(sorted(offenders))))
-
-
-def test_the_allow_list_names_existing_files():
-    missing = [p for p in NOT_YET_CONVERTED if not os.path.isfile(os.path.join(ROOT, p))]
-    assert not missing, missing
 
 
 def test_references_keys_are_unique_and_the_four_methods_are_there():

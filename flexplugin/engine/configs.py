@@ -3,8 +3,10 @@
 nor Scipion, so the Scipion forms read the defaults from it (``dataclasses.fields``) and the
 method modules import their Config from it.
 
-Each field's comment gives its source, with the tags of the method's module docstring
-(``methods/cryodrgn.py``, ``hetacumn.py``, ``cryosphere.py``, ``hetsiren.py``).
+Each field's comment gives its source, as the method's module docstring does
+(``methods/cryodrgn.py``, ``hetacumn.py``, ``cryosphere.py``, ``hetsiren.py``): a place in the
+method's paper (``[HetSIREN, Eq. 9]``; the works and their keys are in docs/references.md), the
+authors' published code, or our choice.
 """
 import dataclasses
 from dataclasses import dataclass
@@ -36,43 +38,63 @@ class BaseConfig:
         return cls(**d)
 
 
-# cryoDRGN (methods/cryodrgn.py: [CD l.N] lines of the paper, spec part A of cryodrgn_hetacumn.md).
+# cryoDRGN (methods/cryodrgn.py; the paper cited by section, [cryoDRGN, ...]; where it is silent,
+# the authors' published code).
 @dataclass
 class CryoDRGNConfig(BaseConfig):
-    zdim: int = 8               # latent dimension: 1 (simulated sets) or 10 (real data) [CD l.106, 269-277]
-    lr: float = 1e-4            # Adam learning rate [CD l.414-415, 431-432]
-    batch_size: int = 8         # minibatch [CD l.414-415, 431-432]
-    enc_layers: int = 3         # encoder hidden layers: 256x3 (simulated, pilots) [CD l.410-412, 440]
-    enc_dim: int = 256          # encoder width [CD l.410-412]
-    dec_layers: int = 3         # decoder hidden layers: 256x3 (pilots); 512x5 for the simulations [CD]
-    dec_dim: int = 256          # decoder width [CD l.410-412, 440]
-    pe: str = "geom_lowf"       # geom_lowf | geom_ft | gaussian; geom_lowf for noisy data [CD l.317-320; spec A2.1]
-    pe_sigma: float = 0.5       # gaussian features: std in units of D/2 radians [EXT, spec A2.1]
-    beta: Optional[float] = None  # KL weight; None = 1/zdim [EXT, spec A3]
+    zdim: int = 8               # latent dimension: 1 (simulated sets) or 10 (real data)
+                                # [cryoDRGN, Discussion "Practical considerations in choosing training
+                                # hyperparameters"]
+    lr: float = 1e-4            # Adam learning rate [cryoDRGN, Methods "CryoDRGN heterogeneous reconstruction"]
+    batch_size: int = 8         # minibatch [cryoDRGN, Methods "CryoDRGN heterogeneous reconstruction"]
+    enc_layers: int = 3         # encoder hidden layers: 256x3 (simulated, pilots)
+                                # [cryoDRGN, Methods "Heterogeneous reconstruction of simulated datasets"]
+    enc_dim: int = 256          # encoder width
+                                # [cryoDRGN, Methods "Heterogeneous reconstruction of simulated datasets"]
+    dec_layers: int = 3         # decoder hidden layers: 256x3 (pilots) [cryoDRGN, Methods "Deep coordinate
+                                # network training on homogeneous structures"]; 512x5 for the
+                                # simulations [cryoDRGN, Methods "Heterogeneous reconstruction of
+                                # simulated datasets"]
+    dec_dim: int = 256          # decoder width [cryoDRGN, Methods "Deep coordinate network training on
+                                # homogeneous structures"; "Heterogeneous reconstruction of simulated
+                                # datasets"]
+    pe: str = "geom_lowf"       # geom_lowf | geom_ft | gaussian; geom_lowf for noisy data
+                                # [cryoDRGN, Methods "Deep coordinate networks to represent 3D structure"]
+    pe_sigma: float = 0.5       # gaussian features: std in units of D/2 radians (the authors' published code)
+    beta: Optional[float] = None  # KL weight; None = 1/zdim (the authors' published code; the paper
+                                  # names no weight)
 
 
-# HetACUMN (methods/hetacumn.py: [HA §x] sections of the paper, spec part B of cryodrgn_hetacumn.md).
+# HetACUMN (methods/hetacumn.py; the paper cited by section, equation and appendix, [HetACUMN, ...];
+# where it is silent, the published code of cryoDRGN and cryoFIRE, or our choice, as marked).
 @dataclass
 class HetACUMNConfig(BaseConfig):
-    zdim: int = 8                 # latent dimension d = 8 [HA §5.1]
-    lr: float = 1.5e-4            # Adam learning rate [HA §5.1]
-    batch_size: int = 128         # 128 and 512 for the two simulated sets [HA §5.1]; 128 (80S) fits a CPU
-    enc_dim: int = 64             # channels of the first ResNet-18 stage (64/128/256/512) [HA App. A1]
+    zdim: int = 8                 # latent dimension d = 8 [HetACUMN, §5.1]
+    lr: float = 1.5e-4            # Adam learning rate [HetACUMN, §5.1]
+    batch_size: int = 128         # 128 and 512 for the two simulated sets [HetACUMN, §5.1]; 128 (80S) fits
+                                  # a CPU
+    enc_dim: int = 64             # channels of the first ResNet-18 stage (64/128/256/512) [HetACUMN, App. A1]
     enc_stem: str = "auto"        # imagenet | small | auto: the ResNet stem; auto: small below D=128 (ours)
-    enc_pool: bool = False        # flatten the last map ("flattened" [HA App. A1]): it keeps
-                                  # where the particle is, which the shift head needs (True: spec B9's pool)
-    head_dim: int = 256           # hidden width of the three heads [HA App. A1]
-    dec_dim: int = 256            # decoder width [HA App. A2]
-    dec_layers: int = 3           # decoder hidden residual layers [UNSPEC; cryoFIRE default, spec B2]
-    pe_sigma: float = 0.5         # random Fourier features: std in units of D/2 cycles [EXT, spec B2]
-    lambda_z: float = 1e-4        # KL weight [HA Eq. 7, §5.1]
-    lambda_t: float = 1e-3        # weight of the shift L1 (times 1/2) [HA Eq. 7, §5.1]
-    lambda_p: float = 0.1         # CPP pose loss weight [HA Eq. 8, §5.1]
-    fch_epochs: int = 50          # conformation head frozen (z from the prior) for these epochs [HA §5.1]
-    cpp: bool = True              # the auxiliary task; False is the paper's "-CPP" ablation [HA §6]
+    enc_pool: bool = False        # flatten the last map ("flattened" [HetACUMN, App. A1]): it keeps
+                                  # where the particle is, which the shift head needs (True: the standard
+                                  # ResNet-18's global average pool)
+    head_dim: int = 256           # hidden width of the three heads [HetACUMN, App. A1]
+    dec_dim: int = 256            # decoder width [HetACUMN, App. A2]
+    dec_layers: int = 3           # decoder hidden residual layers (the paper gives none: the default of
+                                  # cryoFIRE's published code [cryoFIRE])
+    pe_sigma: float = 0.5         # random Fourier features: std in units of D/2 cycles (as cryoDRGN's
+                                  # published code; the paper gives none)
+    lambda_z: float = 1e-4        # KL weight [HetACUMN, §4.2, Eq. 7]
+    lambda_t: float = 1e-3        # weight of the shift L1 (times 1/2) [HetACUMN, §4.2, Eq. 7]
+    lambda_p: float = 0.1         # CPP pose loss weight [HetACUMN, §4.3, Eq. 8]
+    fch_epochs: int = 50          # conformation head frozen (z from the prior) for these epochs
+                                  # [HetACUMN, §5.1]
+    cpp: bool = True              # the auxiliary task; False is the paper's "-CPP" ablation [HetACUMN, §6]
     cpp_max_shift: Optional[float] = None  # CPP shifts U[-m, m]^2, m in box fractions; None: from the
-                                  # data's shifts (see ``initialise``), else 0.0625 (8 px at D=128 [HA App. B])
-    snr: Optional[float] = None   # ASN signal-to-noise ratio; None: estimated from the data [HA Eq. 9]
+                                  # data's shifts (see ``initialise``), else 0.0625 (8 px at D=128
+                                  # [HetACUMN, App. B])
+    snr: Optional[float] = None   # ASN signal-to-noise ratio; None: estimated from the data
+                                  # [HetACUMN, §4.3.1, Eq. 9]
     ignore_poses: bool = True     # ab initio; False: refine the batch's poses, starting from them (ours)
     pose_weight: float = 0.1      # weight of that pull toward given poses: lambda_p's (our choice)
     given_pose_epochs: int = 0    # epochs rendering at the given poses if not ignore_poses (our choice)
@@ -88,33 +110,42 @@ class HetACUMNConfig(BaseConfig):
         return super().from_dict(dict({"enc_stem": "imagenet"}, **d))
 
 
-# cryoSPHERE (methods/cryosphere.py: [P] paper, [C] the authors' code, [S] our choice; spec part A
-# of cryosphere_hetsiren.md).
+# cryoSPHERE (methods/cryosphere.py; the paper cited by section, equation and appendix,
+# [cryoSPHERE, ...]; where it is silent, the authors' published code).
 @dataclass
 class CryoSPHEREConfig(BaseConfig):
-    zdim: int = 8               # latent dimension [C latent_dimension 8; the paper's value is lost]
-    lr: float = 3e-5            # Adam lr of encoder and decoder [P B.3, EMPIAR-10180]
-    batch_size: int = 128       # [C batch_size; the paper's value is lost]
-    lr_segments: float = 3e-4   # Adam lr of the segmentation's variational parameters [P B.3]
-    segments: int = 20          # K, the maximum number of segments [C N_segm 20; P B.2.6: 10 "still good"]
-    tau: float = 0.05           # temperature of the segmentation softmax [C tau_segmentation]
-    sigma: float = 2.0          # width (std, Å) of each residue's Gaussian [C sigma_gmm]; at least one
-                                # training pixel (our choice: narrower Gaussians alias on the grid)
+    zdim: int = 8               # latent dimension (the authors' published code: latent_dimension 8)
+    lr: float = 3e-5            # Adam lr of encoder and decoder [cryoSPHERE, App. B.3] (its EMPIAR-10180 run)
+    batch_size: int = 128       # (the authors' published code: batch_size)
+    lr_segments: float = 3e-4   # Adam lr of the segmentation's variational parameters [cryoSPHERE, App. B.3]
+    segments: int = 20          # K, the maximum number of segments (the authors' published code: N_segm 20;
+                                # 10 "still gives a good performance" [cryoSPHERE, App. B.2.6])
+    tau: float = 0.05           # temperature of the segmentation softmax (the authors' published code:
+                                # tau_segmentation)
+    sigma: float = 2.0          # width (std, Å) of each residue's Gaussian (the authors' published code:
+                                # sigma_gmm); at least one training pixel (our choice: narrower
+                                # Gaussians alias on the grid)
     enc_dim: int = 256          # encoder width: residual MLP of constant width (our choice; the paper's
-                                # EMPIAR-10180 encoder tapers 512, 256, 64, 64 [P B.3])
-    enc_layers: int = 3         # encoder hidden blocks after the first layer: 4 hidden layers [P B.3]
-    dec_dim: int = 512          # decoder width [P B.3: 512, 512]
-    dec_layers: int = 1         # decoder hidden blocks after the first layer: 2 hidden layers [P B.3]
-    kl_warmup: int = 150        # epochs of the linear warm-up of the KL of z, mu, sigma [C: N_epochs // 2
-                                # with its 300 epochs]; 0: full weight at once
+                                # EMPIAR-10180 encoder tapers 512, 256, 64, 64 [cryoSPHERE, App. B.3])
+    enc_layers: int = 3         # encoder hidden blocks after the first layer: 4 hidden layers
+                                # [cryoSPHERE, App. B.3]
+    dec_dim: int = 512          # decoder width [cryoSPHERE, App. B.3: 512, 512]
+    dec_layers: int = 1         # decoder hidden blocks after the first layer: 2 hidden layers
+                                # [cryoSPHERE, App. B.3]
+    kl_warmup: int = 150        # epochs of the linear warm-up of the KL of z, mu, sigma (the authors'
+                                # published code: N_epochs // 2 with its 300 epochs); 0: full weight at once
     kl_cycle: int = 60          # epochs per cycle of the proportions' KL weight (rises over the first half)
-                                # [C: 5 cycles over 300 epochs, R = 0.5]; 0: full weight at once
-    l2: float = 1e-6            # L2 penalty on encoder and decoder weights [C]
-    continuity_weight: float = 0.0   # consecutive C-alpha distances kept [P eq. 9, optional; C 0.1]
-    clash_weight: float = 0.0   # residues closer than clash_cutoff pushed apart [P eq. 10, optional; C 0.1]
-    clash_cutoff: float = 4.0   # Å [C clashing_cutoff]
+                                # (the authors' published code: 5 cycles over 300 epochs, R = 0.5); 0: full
+                                # weight at once
+    l2: float = 1e-6            # L2 penalty on encoder and decoder weights (the authors' published code)
+    continuity_weight: float = 0.0   # consecutive C-alpha distances kept [cryoSPHERE, App. A.1, Eq. 9],
+                                # optional; the authors' published code: 0.1
+    clash_weight: float = 0.0   # residues closer than clash_cutoff pushed apart [cryoSPHERE, App. A.1,
+                                # Eq. 10], optional; the authors' published code: 0.1
+    clash_cutoff: float = 4.0   # Å (the authors' published code: clashing_cutoff)
     clash_pairs_max: Optional[float] = None  # only pairs closer than this (Å) in the input model
-                                # ([C] light version for large models: 10); None: all pairs [P]
+                                # (the light version in the authors' published code for large models:
+                                # 10); None: all pairs [cryoSPHERE, App. A.1]
     z_samples: int = 64         # encode: z is the posterior mean by importance sampling (this many
                                 # samples from the encoder's q(z|y), widened by z_widen, weighted by
                                 # a Gaussian likelihood of the image, noise from the residual at
@@ -127,8 +158,8 @@ class CryoSPHEREConfig(BaseConfig):
     z_widen: float = 4.0        # proposal std = z_widen x the encoder's std
 
 
-# HetSIREN (methods/hetsiren.py: [P] paper, [C] the authors' implementation, [S] the spec's
-# suggestion; spec part B of cryosphere_hetsiren.md).
+# HetSIREN (methods/hetsiren.py; the paper cited by section and equation, [HetSIREN, ...]; where it
+# is silent, the authors' published code).
 #
 # How the latent learns the conformation. Measured on the tests' 1D motion (built-in hinge, D=32,
 # 1500 particles, 5 states, SNR 1, CTF, shifts; zdim 4, batch 16, 8 epochs, one thread; |Spearman|
@@ -150,38 +181,55 @@ class CryoSPHEREConfig(BaseConfig):
 #   with added noise (0.003), the encoder reading centred and phase-flipped images (no change).
 @dataclass
 class HetSIRENConfig(BaseConfig):
-    zdim: int = 10                 # latent dimension, default 10 [P "Encoder"; spec B.4, B.11]
-    lr: float = 1e-4               # Adam learning rate; the paper's 1e-5 [P; spec B.11] needs many
-    #                                more epochs (our choice: 1e-4 gave |Spearman| 0.932 above at batch 8)
-    batch_size: int = 8            # [P "HetSIREN cost function"; spec B.11]
-    encoder: str = "mlp"           # mlp | conv (the paper's default, "more robust") [P "Encoder"]; see below
-    enc_box: int = 64              # conv encoder: images resized to 64 x 64 [C, spec B.4]
-    enc_dim: int = 256             # dense width after the conv trunk and in the heads [C, spec B.4]
-    enc_layers: int = 4            # dense layers after the conv trunk [C, spec B.4]
-    head_layers: int = 3           # dense layers of each head (z, angles, shifts) [C, spec B.4]
-    mlp_dim: int = 1024            # MLP encoder: "three hidden layers of 1024 neurons" [P]
-    mlp_layers: int = 3            # [P "Encoder"]
-    dec_dim: Optional[int] = None  # meta-sine and hypernetwork width; None: max(zdim, 8) ([P "Decoder"]: zdim;
+    zdim: int = 10                 # latent dimension, default 10
+    #                                [HetSIREN, Methods "HetSIREN network architecture"]
+    lr: float = 1e-4               # Adam learning rate; the paper's 1e-5 [HetSIREN, Methods "HetSIREN
+    #                                cost function"] needs many more epochs (our choice: 1e-4 gave
+    #                                |Spearman| 0.932 above at batch 8)
+    batch_size: int = 8            # [HetSIREN, Methods "HetSIREN cost function"]
+    encoder: str = "mlp"           # mlp | conv (the paper's default, "more robust")
+    #                                [HetSIREN, Methods "HetSIREN network architecture"]; see below
+    enc_box: int = 64              # conv encoder: images resized to 64 x 64 (the authors' published code)
+    enc_dim: int = 256             # dense width after the conv trunk and in the heads (the authors'
+    #                                published code)
+    enc_layers: int = 4            # dense layers after the conv trunk (the authors' published code)
+    head_layers: int = 3           # dense layers of each head (z, angles, shifts) (the authors' published
+    #                                code)
+    mlp_dim: int = 1024            # MLP encoder: "three hidden layers of 1024 neurons"
+    #                                [HetSIREN, Methods "HetSIREN network architecture"]
+    mlp_layers: int = 3            # [HetSIREN, Methods "HetSIREN network architecture"]
+    dec_dim: Optional[int] = None  # meta-sine and hypernetwork width; None: max(zdim, 8)
+    #                                ([HetSIREN, Methods "HetSIREN network architecture"]: zdim;
     #                                at zdim 1 a width of 1 fits the oracle's states worse: data loss
     #                                0.427 against 0.391 at 8, encoder alone |Spearman| 0.93 vs 0.96)
-    dec_layers: int = 3            # residual meta-sine layers after the first [P "three"; C, spec B.5]
-    vox_init: float = 1.0          # scale of the final voxel layer's initial weights (1: [C, spec B.5])
-    hyper_layers: int = 1          # ReLU layers of each hypernetwork [C, spec B.5]
-    omega0: float = 1.0            # first meta-sine layer's frequency ([C]: 30); 1 after [C, spec B.5]
-    loss: str = "mse"              # mse (default) | corr (correlation) [P Eq. 5; spec B.8]
-    multires: bool = True          # add the half-resolution (2R) comparison [P Eq. 10; spec B.9]
-    l1: float = 0.1                # lambda_1, L1 of the map: paper 1.0, shipped tool 0.1 [spec B.8, B.15]
-    neg: float = 0.1               # lambda_2, negative values: paper 1.0, tool ties it to lambda_1 [spec B.15]
-    tv: float = 0.1                # lambda_3, total variation [P Eq. 9]
-    l2grad: float = 0.1            # lambda_4, squared gradient [P Eq. 9]
-    focus: float = 10.0            # lambda_5, distribution matching inside the mask ([C]: 100, no value in
-    #                                [P]); on the tests' motion with a mask and a reference (8 epochs)
+    dec_layers: int = 3            # residual meta-sine layers after the first ("three" [HetSIREN, Methods
+    #                                "HetSIREN network architecture"]; the authors' published code)
+    vox_init: float = 1.0          # scale of the final voxel layer's initial weights (1: the authors'
+    #                                published code)
+    hyper_layers: int = 1          # ReLU layers of each hypernetwork (the authors' published code)
+    omega0: float = 1.0            # first meta-sine layer's frequency (the authors' published code: 30);
+    #                                1 after (the same code)
+    loss: str = "mse"              # mse (default) | corr (correlation) [HetSIREN, Eq. 5]
+    multires: bool = True          # add the half-resolution (2R) comparison [HetSIREN, Eq. 10]
+    l1: float = 0.1                # lambda_1, L1 of the map: paper 1.0 [HetSIREN, Eq. 7], the authors'
+    #                                published Scipion protocol 0.1
+    neg: float = 0.1               # lambda_2, negative values: paper 1.0 [HetSIREN, Eq. 8]; the authors'
+    #                                published code ties it to lambda_1
+    tv: float = 0.1                # lambda_3, total variation [HetSIREN, Eq. 9]
+    l2grad: float = 0.1            # lambda_4, squared gradient [HetSIREN, Eq. 9]
+    focus: float = 10.0            # lambda_5, distribution matching inside the mask (the authors' published
+    #                                code: 100; the paper gives none [HetSIREN, Eq. 12]); on the tests'
+    #                                motion with a mask and a reference (8 epochs)
     #                                |Spearman| 0.571 at 100 (z barely moves the map), 0.933 at 10,
     #                                0.937 at 1, 0.941 at 0
-    refine_poses: bool = False     # learn pose corrections [P "pose refinement"]; off unless asked (our choice)
-    decouple: bool = False         # pose and CTF decoupling [P Eq. 3-4]; off unless asked (our choice)
-    lambda_pose: float = 1e-3      # lambda_p [C-SC, spec B.7]
-    lambda_ctf: float = 1e-3       # lambda_c [C-SC, spec B.7]
+    refine_poses: bool = False     # learn pose corrections [HetSIREN, Discussion; Supp. Fig. 4]; off unless
+    #                                asked (our choice)
+    decouple: bool = False         # pose and CTF decoupling [HetSIREN, Eqs. 3-4]; off unless asked
+    #                                (our choice)
+    lambda_pose: float = 1e-3      # lambda_p (the authors' published Scipion protocol; the paper gives
+    #                                no value)
+    lambda_ctf: float = 1e-3       # lambda_c (the authors' published Scipion protocol; the paper gives
+    #                                no value)
     max_delta_deg: float = 10.0    # bound on the rotation correction, tanh-limited (our choice: local refinement)
     max_delta_px: float = 3.0      # bound on the shift correction in pixels (our choice)
     # Pose refinement (with refine_poses). Measured at D=32 (1500 particles, SNR 1, rotations
@@ -195,9 +243,9 @@ class HetSIRENConfig(BaseConfig):
     # - the same after the heads (2 warm-up epochs, pose_reg 1e-3): 3.58, and slower;
     # - one Gauss-Newton step per training step after the warm-up (the map then learns from the
     #   refined poses): 5.1, the map and the poses drift together; so 0 by default.
-    pose_heads: bool = False       # the encoder's pose heads [P Supp. Fig. 4]; off: see above
+    pose_heads: bool = False       # the encoder's pose heads [HetSIREN, Supp. Fig. 4]; off: see above
     pose_warmup: int = 2           # epochs with every correction held at zero while the map forms (our choice)
-    pose_reg: float = 1e-3         # L2 of the heads' corrections (deg^2 + px^2) toward zero [S, spec B.15]
+    pose_reg: float = 1e-3         # L2 of the heads' corrections (deg^2 + px^2) toward zero (our choice)
     pose_search: int = 3           # Gauss-Newton steps of the local refinement in encode (our choice; 0: off;
     #                                5 steps or a prior of 2 or 4 degrees gave 3.5-3.7 on 300 particles)
     pose_search_train: int = 0     # steps per training step after the warm-up, continuing from the
@@ -208,10 +256,11 @@ class HetSIRENConfig(BaseConfig):
     #                                ground-truth map against 2.7 without)
     pose_sigma_deg: float = 3.0    # prior of the local refinement: expected error of the input
     pose_sigma_px: float = 1.0     #   rotations (deg per axis) and shifts (px per axis) (our choice)
-    blur_sigma: float = 0.0        # Gaussian blur of projections, px; [C] 1 px after a nearest-pixel
-    #                                splat; after our bilinear splat 0 is closest to exact projections
+    blur_sigma: float = 0.0        # Gaussian blur of projections, px; the authors' published code: 1 px
+    #                                after a nearest-pixel splat; after our bilinear splat 0 is closest
+    #                                to exact projections
     #                                (relative error 0.4% at 0, 1.5% at 0.5, 6.8% at 1 px; measured)
-    ctf_pad: int = 2               # zero padding before applying the CTF [C, spec B.2]
+    ctf_pad: int = 2               # zero padding before applying the CTF (2: the authors' published code)
     init_consensus: bool = True    # start the learned consensus from a direct Fourier reconstruction
     #                                with the given poses (our choice; see the measurements above)
     init_particles: int = 10000    # at most this many (random) particles in that reconstruction

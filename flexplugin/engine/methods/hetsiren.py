@@ -1,28 +1,30 @@
-"""HetSIREN (Herreros et al., Nat Commun 2025, "HetSIREN: heterogeneous reconstruction and
-refinement of cryo-EM volumes with sinusoidal hypernetworks"): a deterministic autoencoder that
-decodes maps in real space, written from the paper and the spec (``shared/specs/
-cryosphere_hetsiren.md`` part B; [P] the paper, [C] the authors' published implementation as the
-spec describes it, [S] the spec's suggestion).
+"""HetSIREN (Herreros et al., Nat Commun 2025, "Real-space heterogeneous reconstruction,
+refinement, and disentanglement of CryoEM conformational states with HetSIREN"): a deterministic
+autoencoder that decodes maps in real space, written from the paper (cited by section and
+equation, [HetSIREN, ...], see docs/references.md) and, where it is silent, the authors'
+published code; what comes from neither is marked "our choice".
 
-Volume. The map of particle n is ``V_n = V_0 + m * dV(z_n)`` [P Eq. 2, 11] on a set of voxels:
-the sphere inscribed in the box, plus the voxels of the mask when one is given. ``V_0`` is the
-reference map when one is given (fixed), else a learned consensus (one parameter per voxel)
-that starts as a direct Fourier reconstruction of the particles with their given poses (our
-choice, ``init_consensus``; see the Config). ``dV`` is decoded only on the mask's voxels (mask > 0; the whole sphere
-without a mask) and weighted by the (soft) mask ``m``, so outside the mask the map *is* ``V_0``.
+Volume. The map of particle n is ``V_n = V_0 + m * dV(z_n)`` [HetSIREN, Eqs. 2, 11] on a set of
+voxels: the sphere inscribed in the box, plus the voxels of the mask when one is given. ``V_0`` is
+the reference map when one is given (fixed), else a learned consensus (one parameter per voxel)
+that starts as a direct Fourier reconstruction of the particles with their given poses (our choice,
+``init_consensus``; see the Config). ``dV`` is decoded only on the mask's voxels (mask > 0; the
+whole sphere without a mask) and weighted by the (soft) mask ``m``, so outside the mask the map
+*is* ``V_0``.
 
-Decoder [P "Decoder"; spec B.5]. Not a coordinate network: z goes through meta-sinusoidal
-layers and a final linear layer with one output per decoded voxel. A meta-sine layer is
-``y = sin(omega * (W(x) x + b(x)))`` whose weights ``[W(x) | b(x)]`` are generated from its own
-input by a ReLU hypernetwork. The first layer maps z to ``dec_dim`` features with frequency
-``omega0`` (1 by default; the published code uses 30, which makes the map a rugged function of z:
-see the Config); ``dec_layers`` residual layers ``h <- h + MetaSine(h)`` follow with omega = 1. The hypernetworks'
-last layers start with a SIREN initialisation of the generated weights as their bias (uniform
-1/n_in for the first layer, sqrt(6/n_in)/omega after, Sitzmann et al. 2020) and small weights, so
-the decoder starts as an ordinary SIREN that the hypernetworks then modulate (our choice; the
-spec found the published initialisers ineffective, B.5).
+Decoder [HetSIREN, Methods "HetSIREN network architecture"; Supp. Fig. 3]. Not a coordinate
+network: z goes through meta-sinusoidal layers and a final linear layer with one output per decoded
+voxel. A meta-sine layer is ``y = sin(omega * (W(x) x + b(x)))`` whose weights ``[W(x) | b(x)]``
+are generated from its own input by a ReLU hypernetwork. The first layer maps z to ``dec_dim``
+features with frequency ``omega0`` (1 by default; the published code uses 30, which makes the map a
+rugged function of z: see the Config); ``dec_layers`` residual layers ``h <- h + MetaSine(h)``
+follow with omega = 1. The hypernetworks' last layers start with a SIREN initialisation of the
+generated weights as their bias (uniform 1/n_in for the first layer, sqrt(6/n_in)/omega after,
+[SIREN]) and small weights, so the decoder starts as an ordinary SIREN that the hypernetworks then
+modulate (our choice; in the authors' published code the hypernetworks' own initialisation governs
+the generated weights).
 
-Image model [P Eq. 1; spec B.2]. The voxel centres r (pixels from the centre) are rotated, p =
+Image model [HetSIREN, Eq. 1]. The voxel centres r (pixels from the centre) are rotated, p =
 (A r)_xy - shift (the particle sits at -origin, RELION's convention), and each voxel's value is
 splatted bilinearly onto the image (``geometry.projection.splat_2d``): a line integral along z.
 The projection is zero-padded ``ctf_pad``-fold, multiplied in Fourier space by the CTF (our
@@ -31,14 +33,15 @@ the same soft circular window as the data. Voxel values are in units of the scal
 images (``decode_volume`` multiplies by ``data_info.scale``), so a map projects to the images as
 ``reconstruct.py``'s maps do.
 
-Encoder [P "Encoder"; spec B.4]. Default: the paper's MLP, ``mlp_layers`` dense layers of
-``mlp_dim`` on the flattened image; option ``conv`` (the paper's default): a small residual CNN
-on the image resized to ``enc_box`` (conv 5x5/2 x 4, 5x5/2 x 8, residual 1x1 units, 3x3/2 x 16,
-residual units, 3x3/2 x 16, then ``enc_layers`` dense layers of ``enc_dim``), which learned the
-states far more slowly in our measurements (Config). The z head (``head_layers`` dense layers and
-a final linear "latent layer", shared with the decoupling encoders) gives z.
+Encoder [HetSIREN, Methods "HetSIREN network architecture"; Supp. Fig. 5]. Default: the paper's
+MLP, ``mlp_layers`` dense layers of ``mlp_dim`` on the flattened image; option ``conv`` (the
+paper's default): a small residual CNN on the image resized to ``enc_box`` (conv 5x5/2 x 4,
+5x5/2 x 8, residual 1x1 units, 3x3/2 x 16, residual units, 3x3/2 x 16, then ``enc_layers`` dense
+layers of ``enc_dim``), which learned the states far more slowly in our measurements (Config). The
+z head (``head_layers`` dense layers and a final linear "latent layer", shared with the
+decoupling encoders) gives z.
 
-Pose refinement [P "pose refinement"; spec B.6], with ``refine_poses``. Refined pose:
+Pose refinement [HetSIREN, Discussion; Supp. Fig. 4], with ``refine_poses``. Refined pose:
 ``A' = R(delta) A`` (delta a rotation vector), shift' = shift + delta_shift, within
 ``max_delta_deg`` / ``max_delta_px``. By default the corrections come from a local Gauss-Newton
 fit of each particle's pose to its decoded map when the particles are encoded (``pose_search``
@@ -57,23 +60,24 @@ the poses in training after the warm-up (that many steps per epoch, continuing f
 particle's previous correction), so the map learns from the refined poses. Measured numbers in
 the Config comments.
 
-Decoupling [P Eq. 3-4; spec B.7]. With ``decouple``, each step also projects the decoded maps at
-the batch's poses shuffled (clean, no CTF) and applies the shuffled CTFs to the projections at
-the particles' own poses. A pose-decoupling encoder reads the clean projections at the own and
-shuffled poses, a CTF-decoupling encoder the projections with the own and shuffled CTFs (both
-copies of the experimental encoder sharing its latent layer) and the losses
+Decoupling [HetSIREN, Eqs. 3-4; Supp. Fig. 6]. With ``decouple``, each step also projects the
+decoded maps at the batch's poses shuffled (clean, no CTF) and applies the shuffled CTFs to the
+projections at the particles' own poses. A pose-decoupling encoder reads the clean projections at
+the own and shuffled poses, a CTF-decoupling encoder the projections with the own and shuffled CTFs
+(both copies of the experimental encoder sharing its latent layer) and the losses
 ``lambda_pose (|z - z_t|^2 + |z - z_pt|^2)`` and ``lambda_ctf (|z - z_c|^2 + |z - z_pc|^2)``
-(means over latent dimensions, as [C]) pull them onto z.
+(means over latent dimensions, as the authors' published code) pull them onto z.
 
-Loss [P Eq. 5-12]. MSE (or 1 - correlation) between the predicted and experimental images, at
-full resolution and, with ``multires``, again after Fourier cropping both to half the box (the
-paper's "R and 2R" scheme), plus on the decoded full-resolution maps: ``l1`` mean |V|, ``neg``
-mean |min(V, 0)|, ``tv`` mean |finite differences|, ``l2grad`` mean squared finite differences
-(means, so the weights do not depend on the box [C]), ``delta_l2`` times the mean square of
-the decoded change dV in units of its projections (voxel value x box; a Gaussian prior on the
-change, our choice: without it the change also fits the images' noise), and with a mask ``focus`` times the squared
-differences of the max, min, mean and standard deviation of the map inside the mask (mask >= 0.5)
-and of the reference (or, without one, of the detached consensus) [P Eq. 12].
+Loss [HetSIREN, Eqs. 5-12]. MSE (or 1 - correlation) between the predicted and experimental images,
+at full resolution and, with ``multires``, again after Fourier cropping both to half the box (the
+paper's "R and 2R" scheme), plus on the decoded full-resolution maps: ``l1`` mean |V|, ``neg`` mean
+|min(V, 0)|, ``tv`` mean |finite differences|, ``l2grad`` mean squared finite differences (means,
+as the authors' published code, so the weights do not depend on the box), ``delta_l2`` times the
+mean square of the decoded change dV in units of its projections (voxel value x box; a Gaussian
+prior on the change, our choice: without it the change also fits the images' noise), and with a
+mask ``focus`` times the squared differences of the max, min, mean and standard deviation of the
+map inside the mask (mask >= 0.5) and of the reference (or, without one, of the detached consensus)
+[HetSIREN, Eq. 12].
 
 Numerics. Under autocast only the encoders run in the low precision; the decoder's voxel layer,
 the projector, the CTF and the losses run in float32.
@@ -167,11 +171,12 @@ class HetSIREN(LocalPoseRefinement, Method):
             self.vox_weight = nn.Parameter(torch.empty(n_dec, w))
             with torch.no_grad():
                 if ref is not None:
-                    # [C] starts at U(0.1 min V_0, 0.1 max V_0); a zero-mean version of that
-                    # spread, divided by the width, starts the maps close to the reference.
+                    # the authors' published code starts at U(0.1 min V_0, 0.1 max V_0); a
+                    # zero-mean version of that spread, divided by the width, starts the maps
+                    # close to the reference.
                     a = 0.1 * float(self.ref_vals.abs().max()) / w
                 else:
-                    a = math.sqrt(6.0 / (n_dec + w))        # Glorot uniform [C]
+                    a = math.sqrt(6.0 / (n_dec + w))        # Glorot uniform (the authors' published code)
                 self.vox_weight.uniform_(-a * cfg.vox_init, a * cfg.vox_init)
         else:
             self.meta, self.vox_weight = None, None
