@@ -22,6 +22,7 @@ a tqdm bar only when stdout is a terminal. Mixed precision follows ``Config.prec
 (:func:`autocast_mode`): float16 autocast + gradient scaling on CUDA, bfloat16 autocast on CPUs
 with bfloat16 matrix instructions (AMX, AVX-512 BF16), float32 master weights and optimizer state always.
 """
+import dataclasses
 import errno
 import glob
 import json
@@ -201,15 +202,16 @@ def train(method, particles, out, epochs, config=None, box=None, seed=0, resume=
     is much faster than several on a machine whose cores are busy). ``ddp``: data-parallel
     training in the processes started by ``torchrun`` (:func:`init_distributed`). Returns the
     trained model.
+
+    The steps: the processes and device (:func:`_start_processes`), the particles, the model from
+    the checkpoint (:func:`_resume`) or new (:func:`_new_model`), the optimizer and precision
+    (:func:`_prepare`), ``config.json`` (:func:`_write_config`), then per epoch
+    :func:`_run_epoch` and :func:`_write_checkpoint`, and at the end :func:`_end`.
     """
     if threads:
         torch.set_num_threads(threads)
     os.makedirs(out, exist_ok=True)
-    device = _device(device, log)
-    if not ddp and int(os.environ.get("WORLD_SIZE", 1)) > 1:
-        raise ValueError("started by torchrun with %s processes: add --ddp (or run one process)"
-                         % os.environ["WORLD_SIZE"])
-    rank, world, device = init_distributed(device) if ddp else (0, 1, device)
+    rank, world, device = _start_processes(_device(device, log), ddp)
     if rank:
         log = _quiet
     ck_path = os.path.join(out, CHECKPOINT)
@@ -222,50 +224,112 @@ def train(method, particles, out, epochs, config=None, box=None, seed=0, resume=
     if rank == 0:
         _remove_stale_temporaries(out)
     if resume and os.path.exists(ck_path):
-        ck = _load_checkpoint(ck_path, method)
-        model = load_method(ck["model"])
-        rows, start, history = ck["rows"].numpy(), ck["epoch"], ck["metrics"]
-        if len(rows) and rows.max() >= len(table):
-            raise InputError(table.source, "holds %d particles, but the checkpoint %s was trained on "
-                             "a set of at least %d: resume with the same particles"
-                             % (len(table), ck_path, rows.max() + 1))
-        gen.set_state(ck["rng"]["sampler"])
-        log("train: resuming %s from epoch %d (%s)" % (model.name, start, ck_path))
+        ck, model, rows, start, history = _resume(ck_path, method, table, gen, log)
     else:
         if resume:
             log("train: no checkpoint in %s, starting from scratch" % out)
-        cls = METHODS[method]
-        cfg = _config(cls, config)
-        if not table.has_ctf:
-            log("train: warning: %s has no CTF parameters (rlnDefocusU or ctf/df1_A): training "
-                "without CTF correction" % table.source)
-        if max_particles is not None and max_particles < 1:
-            raise InputError("--max-particles", "must be at least 1 (got %d)" % max_particles)
-        rows = np.arange(len(table))
-        if max_particles and max_particles < len(table):
-            rows = np.sort(np.random.default_rng(seed).choice(len(table), max_particles, replace=False))
-        if box is not None and (box < 2 or box > table.box or box % 2):
-            raise InputError("--box", "must be even and at most the image size %d (got %d)"
-                             % (table.box, box))
-        data = ParticleDataset(table, box=box, invert=invert, window=window,
-                               needs_poses=cls.needs_poses)
-        inputs, paths = load_inputs(cls, table, data.box, mask=mask, reference=reference,
-                                    atomic_model=atomic_model, log=log)
-        scale = data.estimate_scale(seed=seed)
-        if not (np.isfinite(scale) and scale > 0):
-            raise InputError(table.source, "the images hold NaN or infinite values, or are all "
-                             "constant (standard deviation %s): run 'flexplugin check' to find them"
-                             % scale)
-        info = DataInfo(box=data.box, apix=data.apix, scale=scale, invert=invert, window=window,
-                        particles=os.path.abspath(str(particles)), **paths)
-        torch.manual_seed(seed)
-        gen.manual_seed(seed)
-        try:
-            model = cls(cfg, info, inputs)
-            model.initialise(data, rows, epochs, log)
-        except ValueError as exc:       # the method's own checks of its options, inputs and schedule
-            raise InputError("train %s" % cls.name, exc)
+        model, rows = _new_model(method, table, particles, epochs, gen, log, config=config,
+                                 box=box, seed=seed, max_particles=max_particles, invert=invert,
+                                 window=window, mask=mask, reference=reference,
+                                 atomic_model=atomic_model)
         ck, start, history = None, 0, []
+    run = _prepare(model, table, rows, gen, ck, device, rank, world)
+    _write_config(run, table, epochs, seed, out, log)
+    tty = sys.stdout.isatty()
+    for epoch in range(start + 1, epochs + 1):
+        history.append(_run_epoch(run, epoch, epochs, num_workers, log_every, tty, log))
+        _write_checkpoint(run, epoch, history, out, ck_path, keep_epochs)
+    _end(run, out, num_workers, log)
+    return model
+
+
+def _start_processes(device, ddp):
+    """-> (rank, world size, this process's device): one process, or the processes of a
+    ``torchrun`` launch with ``ddp`` (a torchrun launch without it is refused)."""
+    if not ddp and int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        raise ValueError("started by torchrun with %s processes: add --ddp (or run one process)"
+                         % os.environ["WORLD_SIZE"])
+    return init_distributed(device) if ddp else (0, 1, device)
+
+
+def _resume(ck_path, method, table, gen, log):
+    """The model, rows, epoch and metrics of the checkpoint ``ck_path``, the shuffling generator
+    ``gen`` set to its state -> (checkpoint, model, rows, start epoch, history)."""
+    ck = _load_checkpoint(ck_path, method)
+    model = load_method(ck["model"])
+    rows, start, history = ck["rows"].numpy(), ck["epoch"], ck["metrics"]
+    if len(rows) and rows.max() >= len(table):
+        raise InputError(table.source, "holds %d particles, but the checkpoint %s was trained on "
+                         "a set of at least %d: resume with the same particles"
+                         % (len(table), ck_path, rows.max() + 1))
+    gen.set_state(ck["rng"]["sampler"])
+    log("train: resuming %s from epoch %d (%s)" % (model.name, start, ck_path))
+    return ck, model, rows, start, history
+
+
+def _new_model(method, table, particles, epochs, gen, log, config=None, box=None, seed=0,
+               max_particles=None, invert=False, window=True, mask=None, reference=None,
+               atomic_model=None):
+    """A new model of ``method`` on the particles of ``table`` (its options and inputs checked,
+    its data scale estimated, seeded by ``seed``, as is ``gen``), initialised by the method
+    -> (model, the rows it trains on)."""
+    cls = METHODS[method]
+    cfg = _config(cls, config)
+    if not table.has_ctf:
+        log("train: warning: %s has no CTF parameters (rlnDefocusU or ctf/df1_A): training "
+            "without CTF correction" % table.source)
+    if max_particles is not None and max_particles < 1:
+        raise InputError("--max-particles", "must be at least 1 (got %d)" % max_particles)
+    rows = np.arange(len(table))
+    if max_particles and max_particles < len(table):
+        rows = np.sort(np.random.default_rng(seed).choice(len(table), max_particles, replace=False))
+    if box is not None and (box < 2 or box > table.box or box % 2):
+        raise InputError("--box", "must be even and at most the image size %d (got %d)"
+                         % (table.box, box))
+    data = ParticleDataset(table, box=box, invert=invert, window=window,
+                           needs_poses=cls.needs_poses)
+    inputs, paths = load_inputs(cls, table, data.box, mask=mask, reference=reference,
+                                atomic_model=atomic_model, log=log)
+    scale = data.estimate_scale(seed=seed)
+    if not (np.isfinite(scale) and scale > 0):
+        raise InputError(table.source, "the images hold NaN or infinite values, or are all "
+                         "constant (standard deviation %s): run 'flexplugin check' to find them"
+                         % scale)
+    info = DataInfo(box=data.box, apix=data.apix, scale=scale, invert=invert, window=window,
+                    particles=os.path.abspath(str(particles)), **paths)
+    torch.manual_seed(seed)
+    gen.manual_seed(seed)
+    try:
+        model = cls(cfg, info, inputs)
+        model.initialise(data, rows, epochs, log)
+    except ValueError as exc:       # the method's own checks of its options, inputs and schedule
+        raise InputError("train %s" % cls.name, exc)
+    return model, rows
+
+
+@dataclasses.dataclass
+class _Run:
+    """What the steps of one training run share (built by :func:`_prepare`)."""
+    model: object
+    net: object                 # the model, or its DistributedDataParallel wrapper
+    data: object                # the ParticleDataset as the model was trained
+    rows: np.ndarray            # the particles trained on
+    gen: torch.Generator        # the shuffling generator
+    opt: object
+    scaler: object              # torch.amp.GradScaler (enabled with float16 on CUDA)
+    amp: bool                   # CUDA: its RNG state is checkpointed too
+    cast_dtype: object          # autocast dtype; None: float32
+    scaling: bool               # gradient scaling
+    device: torch.device
+    rank: int
+    world: int
+    bad_run: int = 0            # steps with non-finite gradients in a row (across epochs)
+
+
+def _prepare(model, table, rows, gen, ck, device, rank, world):
+    """The model on ``device`` (wrapped for data-parallel training when ``world`` > 1), its
+    dataset, the optimizer and the arithmetic (autocast, gradient scaling), their states and the
+    RNGs restored from the checkpoint ``ck`` when resuming -> a :class:`_Run`."""
     model.to(device)
     net = model if world == 1 else torch.nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None,
@@ -283,88 +347,123 @@ def train(method, particles, out, epochs, config=None, box=None, seed=0, resume=
         torch.set_rng_state(ck["rng"]["torch"])
         if amp and "cuda" in ck["rng"]:
             torch.cuda.set_rng_state(ck["rng"]["cuda"])
+    return _Run(model=model, net=net, data=data, rows=rows, gen=gen, opt=opt, scaler=scaler,
+                amp=amp, cast_dtype=cast_dtype, scaling=scaling, device=device, rank=rank,
+                world=world)
+
+
+def _write_config(run, table, epochs, seed, out, log):
+    """``config.json``, and the run's summary line in the log."""
+    model, device, cast_dtype, world = run.model, run.device, run.cast_dtype, run.world
+    cfg, info = model.config, model.data_info
     _write_json(dict(method=model.name, config=cfg.to_dict(), data_info=info.to_dict(),
                      zdim=model.zdim, box=info.box, apix=info.apix, particles=info.particles,
-                     n_particles=len(table), n_train=len(rows), epochs=epochs, seed=seed,
+                     n_particles=len(table), n_train=len(run.rows), epochs=epochs, seed=seed,
                      device=device.type),
                 os.path.join(out, CONFIG_JSON))
     log("train: %s, %d of %d particles, box %d (%.3f Å/px), zdim %d, %d epochs, batch %d, lr %g, %s, %s, "
-        "%d threads%s" % (model.name, len(rows), len(table), info.box, info.apix, model.zdim, epochs,
+        "%d threads%s" % (model.name, len(run.rows), len(table), info.box, info.apix, model.zdim, epochs,
                          cfg.batch_size, cfg.lr, device,
                          "autocast %s" % str(cast_dtype).split(".")[-1] if cast_dtype else "float32",
                          torch.get_num_threads(), ", %d processes (DDP)" % world if world > 1 else ""))
-    tty = sys.stdout.isatty()
-    bad_run = 0                 # steps with non-finite gradients in a row (across epochs)
-    for epoch in range(start + 1, epochs + 1):
-        model.train()
-        model.start_epoch(epoch)
-        batches = loader(data, rows, cfg.batch_size, generator=gen, num_workers=num_workers,
-                         rank=rank, world=world)
-        if tty:
-            from tqdm import tqdm
-            batches = tqdm(batches, desc="epoch %d" % epoch, leave=False)
-        sums, seen, t0 = {}, 0, time.time()
-        skipped = 0
-        for i, batch in enumerate(batches, 1):
-            batch = _to_device(batch, device)
-            with torch.autocast(device.type, dtype=cast_dtype or torch.float32,
-                                enabled=cast_dtype is not None):
-                result = net(batch)
-            if not scaling and not torch.isfinite(result["loss"].detach()):
-                raise InputError("train %s" % model.name, "the loss became %s at epoch %d, batch %d "
-                                 "(the images are finite): lower --lr; the checkpoint of epoch %d "
-                                 "is kept" % (float(result["loss"].detach()), epoch, i, epoch - 1))
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(result["loss"]).backward()
-            if not scaling and not _grads_finite(model):
-                # Under reduced precision a step with non-finite gradients is skipped (as the
-                # gradient scaler does on GPUs); a run of them, or one in float32, ends training.
-                bad_run += 1
-                if cast_dtype is None or bad_run >= MAX_SKIPPED_STEPS:
-                    raise InputError("train %s" % model.name, "the gradients became non-finite at "
-                                     "epoch %d, batch %d (the loss is finite): %s; the checkpoint of "
-                                     "epoch %d is kept" % (epoch, i, "run with --precision fp32 (%d "
-                                     "steps in a row in %s)" % (bad_run, str(cast_dtype).split(".")[-1])
-                                     if cast_dtype else "lower --lr", epoch - 1))
-                skipped += 1
-                continue
-            bad_run = 0
-            scaler.step(opt)
-            scaler.update()
-            n = len(batch["index"])
-            seen += n
-            for k, v in result.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach() if torch.is_tensor(v) else v) * n
-            if log_every and i % log_every == 0 and not tty:
-                log("train: epoch %d/%d batch %d/%d %s (%.0f img/s)"
-                    % (epoch, epochs, i, len(batches), _fmt({k: v / seen for k, v in sums.items()}),
-                       seen / (time.time() - t0)))
-        if world > 1:
-            sums, seen = _all_reduce_sums(sums, seen, device)
-        dt = time.time() - t0
-        means = {k: v / max(seen, 1) for k, v in sums.items()}
-        history.append(dict(epoch=epoch, seconds=dt, images_per_s=seen / dt, **means))
-        log("train: epoch %d/%d %s, %.1f s (%.0f img/s)%s" % (
-            epoch, epochs, _fmt(means), dt, seen / dt,
-            ", %d steps skipped (non-finite gradients)" % skipped if skipped else ""))
-        rng = {"torch": torch.get_rng_state(), "sampler": gen.get_state()}
-        if amp:
-            rng["cuda"] = torch.cuda.get_rng_state()
-        if rank == 0:
-            state = dict(model=model.checkpoint(), optimizer=opt.state_dict(), scaler=scaler.state_dict(),
-                         epoch=epoch, rng=rng, rows=torch.as_tensor(rows), metrics=history)
-            _save(state, ck_path)
-            if keep_epochs:
-                os.makedirs(os.path.join(out, "checkpoints"), exist_ok=True)
-                _save(state, os.path.join(out, "checkpoints", "epoch_%03d.pt" % epoch))
-            _write_json(dict(method=model.name, epochs=history), os.path.join(out, "metrics.json"))
-    if rank == 0:
-        finish(model, data, out, device=device, num_workers=num_workers, log=log)
-    if world > 1:
+
+
+def _run_epoch(run, epoch, epochs, num_workers, log_every, tty, log):
+    """One pass over the run's rows (this process's share of each batch), logged -> the epoch's
+    row of ``metrics.json`` (mean loss and metrics over every process's images, time, images/s)."""
+    model = run.model
+    model.train()
+    model.start_epoch(epoch)
+    batches = loader(run.data, run.rows, model.config.batch_size, generator=run.gen,
+                     num_workers=num_workers, rank=run.rank, world=run.world)
+    if tty:
+        from tqdm import tqdm
+        batches = tqdm(batches, desc="epoch %d" % epoch, leave=False)
+    sums, seen, t0 = {}, 0, time.time()
+    skipped = 0
+    for i, batch in enumerate(batches, 1):
+        batch = _to_device(batch, run.device)
+        result = _step(run, batch, epoch, i)
+        if result is None:
+            skipped += 1
+            continue
+        n = len(batch["index"])
+        seen += n
+        for k, v in result.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach() if torch.is_tensor(v) else v) * n
+        if log_every and i % log_every == 0 and not tty:
+            log("train: epoch %d/%d batch %d/%d %s (%.0f img/s)"
+                % (epoch, epochs, i, len(batches), _fmt({k: v / seen for k, v in sums.items()}),
+                   seen / (time.time() - t0)))
+    if run.world > 1:
+        sums, seen = _all_reduce_sums(sums, seen, run.device)
+    dt = time.time() - t0
+    means = {k: v / max(seen, 1) for k, v in sums.items()}
+    log("train: epoch %d/%d %s, %.1f s (%.0f img/s)%s" % (
+        epoch, epochs, _fmt(means), dt, seen / dt,
+        ", %d steps skipped (non-finite gradients)" % skipped if skipped else ""))
+    return dict(epoch=epoch, seconds=dt, images_per_s=seen / dt, **means)
+
+
+def _step(run, batch, epoch, i):
+    """One optimisation step on ``batch`` (batch ``i`` of ``epoch``) -> the method's result (loss
+    and metrics), or None when the step was skipped for non-finite gradients under reduced
+    precision. A non-finite loss, a non-finite gradient in float32 or ``MAX_SKIPPED_STEPS``
+    skipped steps in a row end the training (InputError)."""
+    model, cast_dtype, scaling = run.model, run.cast_dtype, run.scaling
+    with torch.autocast(run.device.type, dtype=cast_dtype or torch.float32,
+                        enabled=cast_dtype is not None):
+        result = run.net(batch)
+    if not scaling and not torch.isfinite(result["loss"].detach()):
+        raise InputError("train %s" % model.name, "the loss became %s at epoch %d, batch %d "
+                         "(the images are finite): lower --lr; the checkpoint of epoch %d "
+                         "is kept" % (float(result["loss"].detach()), epoch, i, epoch - 1))
+    run.opt.zero_grad(set_to_none=True)
+    run.scaler.scale(result["loss"]).backward()
+    if not scaling and not _grads_finite(model):
+        # Under reduced precision a step with non-finite gradients is skipped (as the
+        # gradient scaler does on GPUs); a run of them, or one in float32, ends training.
+        run.bad_run += 1
+        if cast_dtype is None or run.bad_run >= MAX_SKIPPED_STEPS:
+            raise InputError("train %s" % model.name, "the gradients became non-finite at "
+                             "epoch %d, batch %d (the loss is finite): %s; the checkpoint of "
+                             "epoch %d is kept" % (epoch, i, "run with --precision fp32 (%d "
+                             "steps in a row in %s)" % (run.bad_run, str(cast_dtype).split(".")[-1])
+                             if cast_dtype else "lower --lr", epoch - 1))
+        return None
+    run.bad_run = 0
+    run.scaler.step(run.opt)
+    run.scaler.update()
+    return result
+
+
+def _write_checkpoint(run, epoch, history, out, ck_path, keep_epochs):
+    """After an epoch, by process 0: ``checkpoint.pt`` (model, optimizer, gradient scaler, epoch,
+    RNG states, rows, metrics), ``checkpoints/epoch_NNN.pt`` with ``keep_epochs``, and
+    ``metrics.json``."""
+    rng = {"torch": torch.get_rng_state(), "sampler": run.gen.get_state()}
+    if run.amp:
+        rng["cuda"] = torch.cuda.get_rng_state()
+    if run.rank == 0:
+        state = dict(model=run.model.checkpoint(), optimizer=run.opt.state_dict(),
+                     scaler=run.scaler.state_dict(), epoch=epoch, rng=rng,
+                     rows=torch.as_tensor(run.rows), metrics=history)
+        _save(state, ck_path)
+        if keep_epochs:
+            os.makedirs(os.path.join(out, "checkpoints"), exist_ok=True)
+            _save(state, os.path.join(out, "checkpoints", "epoch_%03d.pt" % epoch))
+        _write_json(dict(method=run.model.name, epochs=history), os.path.join(out, "metrics.json"))
+
+
+def _end(run, out, num_workers, log):
+    """The results of the trained model (:func:`finish`, by process 0), then the processes of a
+    data-parallel run leave their group together."""
+    if run.rank == 0:
+        finish(run.model, run.data, out, device=run.device, num_workers=num_workers, log=log)
+    if run.world > 1:
         import torch.distributed as dist
         dist.barrier()
         dist.destroy_process_group()
-    return model
 
 
 def init_distributed(device):
