@@ -53,23 +53,32 @@ def project_real(vol, rotations, chunk=8):
     out = []
     for a in rotations.to(vol.dtype).split(chunk):
         p = torch.einsum("nij,mj->nmi", a[:, :2, :], r) + d // 2      # (n, M, 2) pixel coords
-        out.append(splat_2d(p, w.expand(p.shape[0], -1), d))
+        out.append(splat_bilinear(p[..., 0], p[..., 1], w.expand(p.shape[0], -1), d))
     return torch.cat(out)
 
 
-def splat_2d(points, weights, d):
-    """Bilinear splat of (n, M, 2) xy points (pixel indices) with (n, M) weights into (n, d, d)."""
-    n = points.shape[0]
-    x0 = torch.floor(points[..., 0])
-    y0 = torch.floor(points[..., 1])
-    fx = points[..., 0] - x0
-    fy = points[..., 1] - y0
-    x0, y0 = x0.long(), y0.long()
-    img = torch.zeros(n, d * d, dtype=weights.dtype, device=weights.device)
-    for dx, dy, wgt in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)),
-                        (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
-        xi, yi = x0 + dx, y0 + dy
-        ok = (xi >= 0) & (xi < d) & (yi >= 0) & (yi < d)
-        idx = torch.where(ok, yi * d + xi, 0)
-        img.scatter_add_(1, idx, torch.where(ok, wgt * weights, 0))
-    return img.reshape(n, d, d)
+def splat_bilinear(px, py, weights, d):
+    """Bilinear splat of points at pixel indices (px, py), each (B, M), with (B, M) weights into
+    (B, d, d), or with (B, C, M) weights (C channels at the same points) into (B, C, d, d), in
+    one scatter on a padded grid (points beyond the border are clamped onto the padding and
+    cropped away)."""
+    n, pad = px.shape[0], 2
+    size = d + 2 * pad
+    qx = px.clamp(-pad, d + pad - 1.001) + pad
+    qy = py.clamp(-pad, d + pad - 1.001) + pad
+    x0, y0 = torch.floor(qx), torch.floor(qy)
+    fx, fy = qx - x0, qy - y0
+    i0 = (y0 * size + x0).long()
+    idx = torch.cat([i0, i0 + 1, i0 + size, i0 + size + 1], dim=1)
+    multi = weights.ndim == 3
+    if multi:
+        c = weights.shape[1]
+        fx, fy = fx[:, None], fy[:, None]
+        idx = (idx[:, None] + size * size * torch.arange(c, device=idx.device)[:, None]).reshape(n, -1)
+    a, b = weights - fy * weights, fy * weights
+    w = torch.cat([a - fx * a, fx * a, b - fx * b, fx * b], dim=-1)
+    channels = weights.shape[1] if multi else 1
+    img = torch.zeros(n, channels * size * size, dtype=w.dtype, device=w.device)
+    img = img.scatter_add_(1, idx, w.reshape(n, -1)).reshape(n, channels, size, size)
+    img = img[..., pad:pad + d, pad:pad + d]
+    return img if multi else img[:, 0]

@@ -6,8 +6,11 @@ Rz(t) = [[cos t, sin t, 0], [-sin t, cos t, 0], [0, 0, 1]],
 Ry(t) = [[cos t, 0, -sin t], [0, 1, 0], [sin t, 0, cos t]].
 The image of a volume V under A is the projection along z of V(A^T r).
 
-The numpy functions accept (..., k) arrays; ``*_torch`` variants are differentiable.
+The numpy functions accept (..., k) arrays; ``*_torch`` variants are differentiable (they import
+torch when called: this module loads without it).
 """
+import math
+
 import numpy as np
 
 
@@ -129,6 +132,46 @@ def sixd_to_matrix_torch(x):
     b1 = torch.nn.functional.normalize(a1, dim=-1)
     b2 = torch.nn.functional.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1)
     return torch.stack([b1, b2, torch.cross(b1, b2, dim=-1)], dim=-2)
+
+
+def axis_angle_to_matrix_torch(v):
+    """Differentiable Rodrigues formula (``axis_angle_to_matrix``): (B, 3) rotation vectors
+    (radians) -> (B, 3, 3)."""
+    import torch
+    theta = torch.sqrt((v ** 2).sum(-1) + 1e-20)[:, None, None]
+    zero = torch.zeros_like(v[:, 0])
+    k = torch.stack([zero, -v[:, 2], v[:, 1], v[:, 2], zero, -v[:, 0], -v[:, 1], v[:, 0], zero],
+                    dim=-1).reshape(-1, 3, 3)
+    a = torch.sinc(theta / math.pi)                       # sin(t) / t
+    b = 0.5 * torch.sinc(theta / (2 * math.pi)) ** 2      # (1 - cos t) / t^2
+    return torch.eye(3, dtype=v.dtype, device=v.device) + a * k + b * (k @ k)
+
+
+def clamp_norm_torch(v, bound):
+    """Scale the rows of v (rotation vectors, shifts) down to a norm of at most ``bound``."""
+    import torch
+    norm = v.norm(dim=-1, keepdim=True)
+    return v * torch.clamp(bound / norm.clamp_min(1e-12), max=1.0)
+
+
+def quaternion_multiply_torch(a, b):
+    """Hamilton product of (..., 4) quaternions (w, x, y, z)."""
+    import torch
+    aw, ax, ay, az = a.unbind(-1)
+    bw, bx, by, bz = b.unbind(-1)
+    return torch.stack([aw * bw - ax * bx - ay * by - az * bz,
+                        aw * bx + ax * bw + ay * bz - az * by,
+                        aw * by - ax * bz + ay * bw + az * bx,
+                        aw * bz + ax * by - ay * bx + az * bw], dim=-1)
+
+
+def quaternion_rotate_torch(q, x):
+    """Rotate points x (R, 3) by unit quaternions q (B, R, 4) -> (B, R, 3) (the active rotation
+    of ``quaternion_to_matrix``)."""
+    import torch
+    w, u = q[..., :1], q[..., 1:]
+    c = torch.cross(u, x.expand_as(u), dim=-1)
+    return x + 2 * w * c + 2 * torch.cross(u, c, dim=-1)
 
 
 def random_rotations(n, rng):

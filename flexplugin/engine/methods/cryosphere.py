@@ -71,6 +71,7 @@ import torch.nn.functional as F
 
 from ..geometry.ctf import ctf_2d
 from ..geometry.fourier import fft2_center, ifft2_center, radial_index, shift_images, soft_circular_window
+from ..geometry.so3 import quaternion_multiply_torch, quaternion_rotate_torch
 from ..simulate import project_atoms, render_volume
 from ..configs import CryoSPHEREConfig
 from .base import Encoding, Method
@@ -208,8 +209,8 @@ class CryoSPHERE(Method):
         q = torch.cat([torch.cos(half), torch.sin(half) * (v / n)[:, None]], dim=-1)  # (B, R, K, 4)
         total = q[..., 0, :]
         for k in range(1, q.shape[-2]):
-            total = _qmul(q[..., k, :], total)                          # segment k applied after k-1
-        moved = _qrotate(total, self.base)
+            total = quaternion_multiply_torch(q[..., k, :], total)      # segment k applied after k-1
+        moved = quaternion_rotate_torch(total, self.base)
         return moved + torch.einsum("brk,bkc->brc", w.expand(len(z), -1, -1), t)
 
     def _posterior(self, images, shifts_px):
@@ -401,20 +402,3 @@ def segment_parts(chains, k):
 def _inv_elu1(s):
     """x with ELU(x) + 1 = s (s > 0)."""
     return torch.where(s >= 1, s - 1, torch.log(s.clamp_min(1e-12)))
-
-
-def _qmul(a, b):
-    """Hamilton product of (..., 4) quaternions (w, x, y, z)."""
-    aw, ax, ay, az = a.unbind(-1)
-    bw, bx, by, bz = b.unbind(-1)
-    return torch.stack([aw * bw - ax * bx - ay * by - az * bz,
-                        aw * bx + ax * bw + ay * bz - az * by,
-                        aw * by - ax * bz + ay * bw + az * bx,
-                        aw * bz + ax * by - ay * bx + az * bw], dim=-1)
-
-
-def _qrotate(q, x):
-    """Rotate points x (R, 3) by unit quaternions q (B, R, 4) -> (B, R, 3)."""
-    w, u = q[..., :1], q[..., 1:]
-    c = torch.cross(u, x.expand_as(u), dim=-1)
-    return x + 2 * w * c + 2 * torch.cross(u, c, dim=-1)

@@ -26,8 +26,8 @@ the generated weights).
 
 Image model [HetSIREN, Eq. 1]. The voxel centres r (pixels from the centre) are rotated, p =
 (A r)_xy - shift (the particle sits at -origin, RELION's convention), and each voxel's value is
-splatted bilinearly onto the image (``geometry.projection.splat_2d``): a line integral along z.
-The projection is zero-padded ``ctf_pad``-fold, multiplied in Fourier space by the CTF (our
+splatted bilinearly onto the image (``geometry.projection.splat_bilinear``): a line integral
+along z. The projection is zero-padded ``ctf_pad``-fold, multiplied in Fourier space by the CTF (our
 RELION formula, protein bright) and by an optional Gaussian blur, cropped back and multiplied by
 the same soft circular window as the data. Voxel values are in units of the scale-normalised
 images (``decode_volume`` multiplies by ``data_info.scale``), so a map projects to the images as
@@ -92,11 +92,13 @@ from ..errors import InputError
 from ..geometry.ctf import ctf_2d
 from ..geometry.fourier import (fft2_center, fourier_crop, fourier_crop_3d, freq_grid_2d,
                                 freqs_1d, ifft2_center, soft_circular_window)
+from ..geometry.projection import splat_bilinear
+from ..geometry.so3 import axis_angle_to_matrix_torch
 from ..io.mrc import ImageSource
 from ..configs import HetSIRENConfig
 from ..reconstruct import reconstruct
 from .base import Encoding, Method
-from .hetsiren_layers import MetaSine, Trunk, _dense, axis_angle_to_matrix_torch, splat_bilinear
+from .hetsiren_layers import MetaSine, Trunk, _dense
 from .hetsiren_pose import LocalPoseRefinement
 
 

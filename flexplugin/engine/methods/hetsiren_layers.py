@@ -1,5 +1,5 @@
-"""HetSIREN's building blocks: the meta-sine layer, the encoders' trunk and dense layers, the
-bilinear splat and the differentiable rotation-vector formula (see ``hetsiren.py``)."""
+"""HetSIREN's building blocks: the meta-sine layer, the encoders' trunk and dense layers (see
+``hetsiren.py``; its projector's splat and rotation-vector formula are in ``geometry/``)."""
 import math
 
 import torch
@@ -101,47 +101,3 @@ class Trunk(nn.Module):
                                   align_corners=False, antialias=x.shape[-1] > self.size)
             return self.dense(self.conv(x).flatten(1))
         return self.dense(img.flatten(1))
-
-
-def splat_bilinear(px, py, weights, d):
-    """Bilinear splat of points at pixel indices (px, py), each (B, M), with (B, M) weights into
-    (B, d, d), or with (B, C, M) weights (C channels at the same points) into (B, C, d, d): the
-    same as ``geometry.projection.splat_2d``, in one scatter on a padded grid (points beyond the
-    border are clamped onto the padding and cropped away), several times faster."""
-    n, pad = px.shape[0], 2
-    size = d + 2 * pad
-    qx = px.clamp(-pad, d + pad - 1.001) + pad
-    qy = py.clamp(-pad, d + pad - 1.001) + pad
-    x0, y0 = torch.floor(qx), torch.floor(qy)
-    fx, fy = qx - x0, qy - y0
-    i0 = (y0 * size + x0).long()
-    idx = torch.cat([i0, i0 + 1, i0 + size, i0 + size + 1], dim=1)
-    multi = weights.ndim == 3
-    if multi:
-        c = weights.shape[1]
-        fx, fy = fx[:, None], fy[:, None]
-        idx = (idx[:, None] + size * size * torch.arange(c, device=idx.device)[:, None]).reshape(n, -1)
-    a, b = weights - fy * weights, fy * weights
-    w = torch.cat([a - fx * a, fx * a, b - fx * b, fx * b], dim=-1)
-    channels = weights.shape[1] if multi else 1
-    img = torch.zeros(n, channels * size * size, dtype=w.dtype, device=w.device)
-    img = img.scatter_add_(1, idx, w.reshape(n, -1)).reshape(n, channels, size, size)
-    img = img[..., pad:pad + d, pad:pad + d]
-    return img if multi else img[:, 0]
-
-
-def axis_angle_to_matrix_torch(v):
-    """Differentiable Rodrigues formula: (B, 3) rotation vectors (radians) -> (B, 3, 3)."""
-    theta = torch.sqrt((v ** 2).sum(-1) + 1e-20)[:, None, None]
-    zero = torch.zeros_like(v[:, 0])
-    k = torch.stack([zero, -v[:, 2], v[:, 1], v[:, 2], zero, -v[:, 0], -v[:, 1], v[:, 0], zero],
-                    dim=-1).reshape(-1, 3, 3)
-    a = torch.sinc(theta / math.pi)                       # sin(t) / t
-    b = 0.5 * torch.sinc(theta / (2 * math.pi)) ** 2      # (1 - cos t) / t^2
-    return torch.eye(3, dtype=v.dtype, device=v.device) + a * k + b * (k @ k)
-
-
-def _clamp_norm(v, bound):
-    """Scale the rows of v down to a norm of at most ``bound``."""
-    norm = v.norm(dim=-1, keepdim=True)
-    return v * torch.clamp(bound / norm.clamp_min(1e-12), max=1.0)

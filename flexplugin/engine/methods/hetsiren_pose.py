@@ -7,7 +7,8 @@ import torch.nn.functional as F
 
 from ..geometry.ctf import ctf_2d
 from ..geometry.fourier import fft2_center, ifft2_center
-from .hetsiren_layers import _clamp_norm, axis_angle_to_matrix_torch, splat_bilinear
+from ..geometry.projection import splat_bilinear
+from ..geometry.so3 import axis_angle_to_matrix_torch, clamp_norm_torch
 
 
 class LocalPoseRefinement:
@@ -88,8 +89,9 @@ class LocalPoseRefinement:
             rhs = (jac @ res[:, :, None])[..., 0] - var[:, None] * prec * x
             step = torch.linalg.solve(g, rhs)
             # At most a quarter of the bounds per step, and within the bounds in total.
-            s = _clamp_norm(s + _clamp_norm(step[:, :2], cfg.max_delta_px / 4), cfg.max_delta_px)
-            w = _clamp_norm(w + _clamp_norm(step[:, 2:], max_w / 4), max_w)
+            s = clamp_norm_torch(s + clamp_norm_torch(step[:, :2], cfg.max_delta_px / 4),
+                                 cfg.max_delta_px)
+            w = clamp_norm_torch(w + clamp_norm_torch(step[:, 2:], max_w / 4), max_w)
         return w, s
 
     # -- contract ------------------------------------------------------------------------------
