@@ -9,7 +9,8 @@ the interquartile range as a band, one colour per segment as in the 3D view. A t
 segment's residues, the median and 95th percentile of its angle and translation and their rank
 correlation (Spearman) with the coordinate. Selecting a row highlights that segment everywhere.
 
-:func:`read_ca_trace` (:mod:`.ca_trace`) reads the C-alpha atoms of a PDB or mmCIF file;
+:func:`read_ca_trace` (:mod:`.ca_trace`) reads the C-alpha (and C4') trace of a PDB or mmCIF file
+with the engine's reader;
 :func:`chimerax_models_command` (:mod:`.chimerax`) opens models coloured by segment; the
 statistics are in :mod:`.segment_stats`, the 3D view and the table in :mod:`.segments_panels`.
 

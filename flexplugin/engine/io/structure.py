@@ -6,6 +6,7 @@ element the file states or implies (MD packages write names from column 13 witho
 column, which gemmi reads as calcium); a calcium ion is its own residue. A blank chain id is
 replaced by the residue's segment id (CHARMM/NAMD). Other residues (ligands, waters, ions) are left
 out; ``Structure.left_out`` counts their atoms and electrons."""
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,32 +70,48 @@ def _electrons(res):
     return total
 
 
-def read_structure(path):
-    """All models of a PDB/mmCIF file; every model must hold the same polymer residues."""
+def _read_gemmi(path):
+    """The gemmi Structure of a PDB/mmCIF file (entities set up); InputError when gemmi cannot read it."""
     import gemmi
     try:
         st = gemmi.read_structure(str(path))
     except Exception as exc:  # gemmi raises RuntimeError/ValueError with its own text
         raise InputError(path, "cannot read the atomic model (%s)" % exc)
     st.setup_entities()
+    return st
+
+
+def _model_rows(model):
+    """``(rows, (atoms, electrons) left out)`` of a gemmi model: one row ``(chain, number, name,
+    electrons, x, y, z)`` per polymer residue, at its pseudo-atom."""
+    rows, skipped = [], [0, 0.0]
+    for chain in model:
+        for res in chain:
+            found = _pseudo_atom(res)
+            if found is None:
+                skipped[0] += len(res)
+                skipped[1] += _electrons(res)
+                continue
+            atom, z = found
+            name = chain.name.strip() or res.segment.strip()
+            rows.append((name, res.seqid.num, res.name, z, atom.pos.x, atom.pos.y, atom.pos.z))
+    return rows, tuple(skipped)
+
+
+NO_PSEUDO_ATOMS = ("the atomic model has no C-alpha atoms of amino acids nor C4' atoms of "
+                   "nucleotides (one pseudo-atom per residue is placed there)")
+
+
+def read_structure(path):
+    """All models of a PDB/mmCIF file; every model must hold the same polymer residues."""
+    st = _read_gemmi(path)
     models, left_out = [], None
     for model in st:
-        rows, skipped = [], [0, 0.0]
-        for chain in model:
-            for res in chain:
-                found = _pseudo_atom(res)
-                if found is None:
-                    skipped[0] += len(res)
-                    skipped[1] += _electrons(res)
-                    continue
-                atom, z = found
-                name = chain.name.strip() or res.segment.strip()
-                rows.append((name, res.seqid.num, res.name, z, atom.pos.x, atom.pos.y, atom.pos.z))
+        rows, skipped = _model_rows(model)
         models.append(rows)
-        left_out = left_out or tuple(skipped)
+        left_out = left_out or skipped
     if not models or not models[0]:
-        raise InputError(path, "the atomic model has no C-alpha atoms of amino acids nor C4' atoms "
-                               "of nucleotides (one pseudo-atom per residue is placed there)")
+        raise InputError(path, NO_PSEUDO_ATOMS)
     ref = [r[:3] for r in models[0]]
     for i, rows in enumerate(models[1:], start=2):
         if [r[:3] for r in rows] != ref:
@@ -104,6 +121,149 @@ def read_structure(path):
                      numbers=np.array([r[1] for r in models[0]]),
                      electrons=np.array([r[3] for r in models[0]], dtype=np.float64), source=str(path),
                      left_out=left_out)
+
+
+def read_trace(path, use_gemmi=None):
+    """The pseudo-atoms of the first model of a PDB/mmCIF file, one per polymer residue where
+    :func:`read_structure` places them (the C-alpha of an amino acid, the C4' of a nucleotide), in
+    file order: ``(coords (R, 3) Å, residue numbers (R,), chain ids (R,))``; InputError when there
+    are none. Other models are not read (they need not hold the same residues).
+
+    :param use_gemmi: read with gemmi (None: when it can be imported). Without gemmi (the viewers
+        run in Scipion's Python), PDB ATOM/HETATM records or the mmCIF ``_atom_site`` loop are read
+        here and the same rule is applied with this module's residue tables: a residue named
+        outside them counts as an amino acid when its CA atom is a carbon (modified amino acids
+        such as MSE), and modified nucleotides, which only gemmi's table knows, are left out.
+    """
+    if use_gemmi is None:
+        try:
+            import gemmi  # noqa: F401
+            use_gemmi = True
+        except ImportError:
+            use_gemmi = False
+    if use_gemmi:
+        st = _read_gemmi(path)
+        rows = [(r[0], r[1]) + r[4:] for r in _model_rows(st[0])[0]] if len(st) else []
+    else:
+        rows = _text_rows(path)
+    if not rows:
+        raise InputError(path, NO_PSEUDO_ATOMS)
+    coords = np.array([r[2:] for r in rows], dtype=np.float64)
+    numbers = np.array([r[1] for r in rows], dtype=np.int64)
+    chains = np.array([r[0] for r in rows])
+    return coords, numbers, chains
+
+
+# The reader without gemmi: atoms of the first model as (chain, number, insertion code, residue
+# name, atom name, carbon, x, y, z), the number as written.
+_CIF_TOKEN = re.compile(r"'(?:[^']|'(?=\S))*'|\"(?:[^\"]|\"(?=\S))*\"|\S+")
+
+
+def _text_rows(path):
+    """Rows ``(chain, number, x, y, z)`` of the pseudo-atoms of the first model, read without gemmi."""
+    path = str(path)
+    gz = path.lower().endswith(".gz")
+    try:
+        if gz:
+            import gzip
+            with gzip.open(path, "rt") as f:
+                text = f.read()
+        else:
+            with open(path) as f:
+                text = f.read()
+    except (OSError, EOFError, UnicodeDecodeError) as e:
+        raise InputError(path, "cannot read the atomic model (%s)" % (getattr(e, "strerror", None) or e))
+    head = text[:4096]
+    is_cif = path.lower()[:-3 if gz else None].endswith(MMCIF_SUFFIXES) or "_atom_site." in head \
+        or head.lstrip().startswith("data_")
+    residues = {}
+    for atom in (_cif_atoms(text) if is_cif else _pdb_atoms(text)):
+        residues.setdefault(atom[:4], []).append(atom)
+    rows = []
+    for (chain, number, _, name), atoms in residues.items():
+        atom = _text_pseudo_atom(name, atoms)
+        if atom is None:
+            continue
+        try:
+            rows.append((chain, int(number)) + atom[6:])
+        except ValueError:
+            raise InputError(path, "residue number %r of chain %r is not a number (gemmi reads "
+                                   "hybrid-36 numbers)" % (number, chain))
+    return rows
+
+
+def _text_pseudo_atom(name, atoms):
+    """The atom placing residue ``name`` (atoms as :func:`_pdb_atoms` gives them), or None."""
+    if name in NUCLEOTIDE_ELECTRONS or name in RESIDUE_ELECTRONS:
+        want = NUCLEOTIDE_ATOM if name in NUCLEOTIDE_ELECTRONS else "CA"
+        return next((a for a in atoms if a[4] == want), None)
+    ca = next((a for a in atoms if a[4] == "CA"), None)
+    return ca if ca is not None and ca[5] else None
+
+
+def _pdb_atoms(text):
+    """ATOM/HETATM records up to the first ENDMDL. A blank chain id is the segment id (columns
+    73-76); an atom is a carbon when its element (columns 77-78) says so, or says nothing and its
+    name starts in column 14 (" CA ": C-alpha, "CA  ": calcium)."""
+    for line in text.splitlines():
+        rec = line[:6]
+        if rec.startswith("ENDMDL"):
+            break
+        if rec not in ("ATOM  ", "HETATM"):
+            continue
+        element = line[76:78].strip().upper()
+        yield (line[21].strip() or line[72:76].strip(), line[22:26].strip(), line[26:27].strip(),
+               line[17:20].strip(), line[12:16].strip(),
+               element == "C" or (not element and line[12:13] == " "),
+               float(line[30:38]), float(line[38:46]), float(line[46:54]))
+
+
+def _cif_atoms(text):
+    """Atoms of the first model of an mmCIF ``_atom_site`` loop (author chain ids and numbers
+    where given)."""
+    lines = text.splitlines()
+    i, n = 0, len(lines)
+    while i < n:
+        if lines[i].strip() == "loop_" and i + 1 < n and lines[i + 1].strip().startswith("_atom_site."):
+            break
+        i += 1
+    else:
+        return
+    i += 1
+    names = []
+    while i < n and lines[i].strip().startswith("_atom_site."):
+        names.append(lines[i].strip().split()[0][len("_atom_site."):])
+        i += 1
+    col = {name: k for k, name in enumerate(names)}
+
+    def pick(row, *keys):
+        for key in keys:
+            if key in col and row[col[key]] not in (".", "?"):
+                return row[col[key]]
+        return ""
+
+    model, tokens = None, []
+    while i < n:
+        s = lines[i].strip()
+        i += 1
+        if not s or s.startswith("#"):
+            if tokens:
+                break
+            continue
+        if s == "loop_" or s.startswith("_") or s.startswith("data_"):
+            break
+        tokens += [t[1:-1] if t[:1] in "'\"" else t for t in _CIF_TOKEN.findall(s)]
+        while len(tokens) >= len(names):
+            row, tokens = tokens[:len(names)], tokens[len(names):]
+            m = pick(row, "pdbx_PDB_model_num")
+            if model is None:
+                model = m
+            elif m != model:
+                return
+            yield (pick(row, "auth_asym_id", "label_asym_id"), pick(row, "auth_seq_id", "label_seq_id"),
+                   pick(row, "pdbx_PDB_ins_code"), pick(row, "label_comp_id", "auth_comp_id"),
+                   pick(row, "label_atom_id", "auth_atom_id"), pick(row, "type_symbol").upper() in ("C", ""),
+                   float(row[col["Cartn_x"]]), float(row[col["Cartn_y"]]), float(row[col["Cartn_z"]]))
 
 
 # What a PDB file's fixed columns hold (mmCIF has no such limits).

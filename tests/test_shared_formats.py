@@ -1,0 +1,100 @@
+"""One home for each shared format and measure (issue #26): the viewers read atomic models with the
+engine's reader (flexplugin.engine.io.structure); the same models as the other tests write them."""
+import ast
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+
+from flexplugin.engine.errors import InputError
+from flexplugin.engine.io import structure
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+
+
+def _gemmi():
+    try:
+        import gemmi  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+# ----------------------------------------------------------------------------- atomic models
+def _model_texts(test_file):
+    """The PDB and mmCIF texts (module constants PDB, CIF) of a test module, read without running it."""
+    with open(os.path.join(TESTS, test_file)) as f:
+        tree = ast.parse(f.read())
+    return {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body
+            if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) in ("PDB", "CIF")}
+
+
+def _structure_io():
+    """tests/engine/test_structure_io.py as a module (its MD-style line and protein + RNA model)."""
+    spec = importlib.util.spec_from_file_location("_structure_io_models",
+                                                  os.path.join(TESTS, "engine", "test_structure_io.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _md_style(path):
+    """An MD-style PDB (names from column 13, no element, chains from the segment ids)."""
+    line = _structure_io()._md_line
+    lines, serial = [], 1
+    for seg, start in (("PROA", 0.0), ("PROB", 20.0)):
+        for i, res in enumerate(("MET", "GLY", "LYS")):
+            for name, dx in (("N", 0.0), ("CA", 1.0), ("C", 2.0)):
+                lines.append(line(serial, name, res, i + 1, (start + 4 * i + dx, 0.0, 0.0), seg))
+                serial += 1
+    path.write_text("\n".join(lines + ["END"]) + "\n")
+
+
+def _protein_and_rna(path):
+    pytest.importorskip("gemmi")
+    st, coords = _structure_io()._protein_and_rna(["H", "H", "H", "R", "R", "R"], [-3, 1, 9999, 1, 2, 3])
+    structure.write_ca_model(path, st, coords)
+
+
+MODELS = {
+    "segments.pdb": lambda p: p.write_text(_model_texts("viewers/test_segments_window.py")["PDB"]),
+    "segments.cif": lambda p: p.write_text(_model_texts("viewers/test_segments_window.py")["CIF"]),
+    "structure_io.pdb": lambda p: p.write_text(_model_texts("engine/test_structure_io.py")["PDB"]),
+    "structure_io.cif": lambda p: p.write_text(_model_texts("engine/test_structure_io.py")["CIF"]),
+    "md.pdb": _md_style,
+    "protein_rna.pdb": _protein_and_rna,
+    "protein_rna.cif": _protein_and_rna,
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_viewer_trace_is_the_engine_reader(tmp_path, name):
+    """read_ca_trace of the viewers gives what the engine reads: read_trace with gemmi and without
+    it alike, and the first model of read_structure (where the file's models agree)."""
+    from flexplugin.viewers.ca_trace import read_ca_trace
+    path = tmp_path / name
+    MODELS[name](path)
+    readers = [False, True] if _gemmi() else [False]
+    ref = structure.read_trace(path, use_gemmi=readers[-1])
+    for use_gemmi in readers:
+        for got in (read_ca_trace(path, use_gemmi=use_gemmi), structure.read_trace(path, use_gemmi=use_gemmi)):
+            np.testing.assert_allclose(got[0], ref[0], atol=1e-9)
+            assert list(got[1]) == list(ref[1]) and list(got[2]) == list(ref[2])
+    if _gemmi() and not name.startswith("segments."):            # the segments models differ in model 2
+        st = structure.read_structure(path)
+        np.testing.assert_allclose(ref[0], st.coords[0], atol=1e-9)
+        assert list(ref[1]) == list(st.numbers) and list(ref[2]) == list(st.chains)
+
+
+def test_viewer_trace_errors_name_the_file(tmp_path):
+    from flexplugin.viewers.ca_trace import read_ca_trace
+    ions = tmp_path / "ions.pdb"
+    ions.write_text("HETATM    1 CA    CA B 101      30.000   0.000   0.000  1.00  0.00          CA\n")
+    for use_gemmi in ([False, True] if _gemmi() else [False]):
+        with pytest.raises(InputError, match="ions.pdb: the atomic model has no C-alpha atoms"):
+            structure.read_trace(ions, use_gemmi=use_gemmi)
+        with pytest.raises(ValueError, match="ions.pdb: the atomic model has no C-alpha atoms"):
+            read_ca_trace(ions, use_gemmi=use_gemmi)
+        with pytest.raises(ValueError, match="missing.pdb: cannot read the atomic model"):
+            read_ca_trace(tmp_path / "missing.pdb", use_gemmi=use_gemmi)
