@@ -1,5 +1,6 @@
-"""One home for each shared format and measure (issue #26): the viewers read atomic models with the
-engine's reader (flexplugin.engine.io.structure); the same models as the other tests write them."""
+"""One home for each shared format and measure (issue #26): the viewers read atomic models and maps
+with the engine's readers (flexplugin.engine.io.structure, flexplugin.engine.io.mrc), on the models
+and maps the other tests write."""
 import ast
 import importlib.util
 import os
@@ -98,3 +99,33 @@ def test_viewer_trace_errors_name_the_file(tmp_path):
             read_ca_trace(ions, use_gemmi=use_gemmi)
         with pytest.raises(ValueError, match="missing.pdb: cannot read the atomic model"):
             read_ca_trace(tmp_path / "missing.pdb", use_gemmi=use_gemmi)
+
+
+# ----------------------------------------------------------------------------- maps
+def test_viewer_read_map_is_the_engine_reader(tmp_path):
+    """read_map is read_mrc (a single section as a volume one voxel deep), on maps written by the
+    engine and by mrcfile (other programs: every mode the engine reads, big-endian)."""
+    import mrcfile
+    from flexplugin.engine.io.mrc import read_mrc
+    from flexplugin.viewers.map_files import read_map, write_map
+    vol = np.random.default_rng(0).normal(size=(6, 8, 10)).astype(np.float32)
+    paths = [write_map(tmp_path / "engine.mrc", vol, apix=2.5)]
+    for dtype in (np.int8, np.int16, np.uint16, np.float16, ">f4"):
+        paths.append(str(tmp_path / ("mrcfile_%s.mrc" % np.dtype(dtype).str[1:])))
+        with mrcfile.new(paths[-1], overwrite=True) as m:
+            m.set_data((np.abs(vol) * 20).astype(dtype))
+            m.voxel_size = 1.5
+    paths.append(write_map(tmp_path / "one_section.mrc", vol[:1], apix=1.2))
+    for path in paths:
+        data, apix = read_map(path)
+        ref, ref_apix = read_mrc(path)
+        assert data.dtype == np.float32 and data.ndim == 3
+        np.testing.assert_array_equal(data, ref.reshape(data.shape))
+        assert apix == ref_apix > 0
+        with mrcfile.open(path, permissive=True) as m:       # what the viewers read before
+            np.testing.assert_array_equal(data, np.asarray(m.data, dtype=np.float32).reshape(data.shape))
+            assert apix == pytest.approx(float(m.voxel_size.x))
+    bad = tmp_path / "bad.mrc"
+    bad.write_bytes(b"\x1f\x8b" + bytes(2000))
+    with pytest.raises(ValueError, match="bad.mrc: a compressed file"):
+        read_map(bad)

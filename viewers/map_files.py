@@ -1,17 +1,23 @@
 """Map files of the viewers (no Qt): an MRC file -> ``(vol[z, y, x] float32, voxel size in Å)`` and
-back (written by the engine's MRC writer: atomic, with the voxel size and a centred origin)."""
+back, with the engine's MRC reader and writer (the writer: atomic, with the voxel size and a
+centred origin)."""
 import numpy as np
 
 __all__ = ["read_map", "write_map"]
 
 
 def read_map(path):
-    """Read an MRC map -> ``(float32 vol[z, y, x], voxel size in Å or 0.0)``."""
-    import mrcfile
-    with mrcfile.open(str(path), permissive=True) as m:
-        data = np.asarray(m.data, dtype=np.float32).copy()
-        apix = float(m.voxel_size.x) if m.voxel_size is not None else 0.0
-    return data, (apix if np.isfinite(apix) else 0.0)
+    """Read an MRC map with the engine's reader (:func:`flexplugin.engine.io.mrc.read_mrc`) ->
+    ``(float32 vol[z, y, x], voxel size in Å or 0.0)``; a file of one section is a volume one voxel
+    deep. ValueError naming the file and the problem for a file the engine does not read (data
+    modes other than 0, 1, 2, 6 and 12, a truncated or compressed file)."""
+    from flexplugin.engine.errors import InputError
+    from flexplugin.engine.io.mrc import read_mrc
+    try:
+        data, apix = read_mrc(path)
+    except InputError as e:
+        raise ValueError(str(e)) from None
+    return (data[None] if data.ndim == 2 else data), float(apix)
 
 
 def write_map(path, vol, apix=1.0):

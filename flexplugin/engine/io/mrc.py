@@ -42,6 +42,9 @@ class MrcStack:
                 raw = f.read(HEADER_BYTES)
         except OSError as e:
             raise InputError(self.path, "cannot read (%s)" % e.strerror)
+        if raw[208:212] != b"MAP " and raw[:2] in (b"\x1f\x8b", b"BZ"):
+            raise InputError(self.path, "a compressed file (%s): decompress it first"
+                             % ("gzip" if raw[:2] == b"\x1f\x8b" else "bzip2"))
         if len(raw) < HEADER_BYTES:
             raise InputError(self.path, "not an MRC file (%d bytes, shorter than the 1024-byte "
                                         "header)" % len(raw))
