@@ -24,12 +24,12 @@ import subprocess
 import sys
 
 import numpy as np
-from scipy.stats import spearmanr
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
+from flexplugin.engine.analysis.poses import spearman_pc1  # noqa: E402
 from flexplugin.engine.analysis.structures import rmsd, segment_match  # noqa: E402
 from flexplugin.synthetic import two_domain_chain, write_pdb  # noqa: E402
 
@@ -78,9 +78,7 @@ def main(argv=None):
     match = segment_match(model.segments().numpy(), np.load(sim / "gt_segments.npy"))
     per_particle = rmsd(model.decode_structure(torch.as_tensor(z)).numpy(), states[labels])
     undeformed = rmsd(states[0], states[labels])
-    zc = z - z.mean(0)
-    pc1 = zc @ np.linalg.svd(zc, full_matrices=False)[2][0]
-    rho = abs(spearmanr(pc1, np.load(sim / "z_true.npy")).correlation)
+    rho = spearman_pc1(z, np.load(sim / "z_true.npy"))
     with open(run / "metrics.json") as f:
         speed = np.mean([e["images_per_s"] for e in json.load(f)["epochs"]])
     results = {"config": vars(a), "segment_match": float(match),

@@ -1,6 +1,6 @@
 """One home for each shared format and measure (issue #26): the viewers read atomic models and maps
 with the engine's readers (flexplugin.engine.io.structure, flexplugin.engine.io.mrc), on the models
-and maps the other tests write."""
+and maps the other tests write; every principal component analysis is flexplugin.engine.analysis.pca."""
 import ast
 import importlib.util
 import os
@@ -129,3 +129,68 @@ def test_viewer_read_map_is_the_engine_reader(tmp_path):
     bad.write_bytes(b"\x1f\x8b" + bytes(2000))
     with pytest.raises(ValueError, match="bad.mrc: a compressed file"):
         read_map(bad)
+
+
+# ----------------------------------------------------------------------------- principal components
+def _latent_points(n=400, d=6, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)) * rng.uniform(0.2, 4.0, d) + rng.normal(size=d)
+
+
+def test_pca_is_scikit_learns_pca():
+    """The landscape analysis used scikit-learn's PCA: the same components, signs included (the
+    largest loading positive), scores and variance ratios, to float rounding."""
+    sklearn = pytest.importorskip("sklearn.decomposition")
+    from flexplugin.engine.analysis.pca import pca
+    z = _latent_points()
+    p = sklearn.PCA(n_components=3, svd_solver="full").fit(z)
+    scores, components, ratio, mean = pca(z, 3)
+    np.testing.assert_allclose(components, p.components_, atol=1e-12)
+    np.testing.assert_allclose(scores, p.transform(z), atol=1e-10)
+    np.testing.assert_allclose(ratio, p.explained_variance_ratio_, atol=1e-12)
+    np.testing.assert_allclose(mean, p.mean_, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(400, 6), (300, 1), (2, 5), (1, 4), (50, 0)])
+def test_every_caller_is_the_one_pca(shape):
+    """The landscape analysis, the pose measures (PC1), the segments window and the landscape
+    window of a set without an analysis give what flexplugin.engine.analysis.pca.pca gives, each
+    with its sign rule (the segments window: largest loading positive; PC1 and the landscape
+    window: the SVD's own)."""
+    from flexplugin.engine.analysis import landscape, poses
+    from flexplugin.engine.analysis.pca import pca
+    from flexplugin.viewers import app, segment_stats
+    z = _latent_points(*shape) if shape[1] else np.zeros(shape)
+    assert landscape.pca is pca
+    pc1 = pca(z, 1, orient=False)[0]
+    np.testing.assert_array_equal(poses.pc1(z), pc1[:, 0] if pc1.shape[1] else np.zeros(len(z)))
+    if len(z) >= 2 and z.shape[1]:
+        scores, _, ratio, _ = pca(z, 3)
+        got, got_ratio = segment_stats.principal_components(z, return_ratio=True)
+        np.testing.assert_array_equal(got, scores)
+        np.testing.assert_array_equal(got_ratio, ratio)
+        scores, _, ratio, _ = pca(z, 3, orient=False)
+        got, got_ratio = app.z_components(z)
+        np.testing.assert_array_equal(got, scores)
+        np.testing.assert_array_equal(got_ratio, ratio)
+    else:                                         # fewer than two points or no components
+        assert segment_stats.principal_components(z).shape == (len(z), 0)
+        assert app.z_components(z)[0].shape == (len(z), min(3, z.shape[1]))
+
+
+def test_no_other_pca():
+    """No module of the plugin or the benchmarks computes principal components of its own."""
+    root = os.path.dirname(TESTS)
+    own = os.path.join("flexplugin", "engine", "analysis", "pca.py")
+    found = []
+    for top in ("flexplugin", "protocols", "viewers", "benchmarks"):
+        for folder, _, files in os.walk(os.path.join(root, top)):
+            for name in files:
+                path = os.path.join(folder, name)
+                if not name.endswith(".py") or os.path.relpath(path, root) == own:
+                    continue
+                with open(path) as f:
+                    text = f.read()
+                found += ["%s: %s" % (os.path.relpath(path, root), what) for what in
+                          ("linalg.svd(zc", "decomposition import PCA", "PCA(n_components") if what in text]
+    assert not found, found

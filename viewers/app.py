@@ -163,15 +163,7 @@ def landscape_data(flexSet, prot=None, analysis=None):
         else:
             axis = ["landscape %d" % (k + 1) for k in range(zred.shape[1])]
     else:                             # no landscape analysis yet: the principal components of z
-        zc = z - z.mean(0)
-        ratio = np.zeros(0)
-        if len(z) > 1 and z.shape[1]:
-            _, sv, vt = np.linalg.svd(zc, full_matrices=False)
-            if (sv ** 2).sum() > 0:
-                ratio = sv ** 2 / (sv ** 2).sum()
-        else:
-            vt = np.eye(z.shape[1])
-        zred = zc @ vt[:min(3, z.shape[1])].T
+        zred, ratio = z_components(z)
         axis = axis_labels(False, ratio, zred.shape[1])
         if zred.shape[1] == 1:
             zred = np.column_stack([zred[:, 0], np.zeros(len(zred))])
@@ -191,6 +183,18 @@ def landscape_data(flexSet, prot=None, analysis=None):
     for k, name in enumerate(labels[:8]):
         attributes[name] = z[:, k]
     return ids, z, zred, axis, attributes
+
+
+def z_components(z, n=3):
+    """The landscape of a set without one: ``(scores (N, k), explained variance ratio)`` on the
+    first ``k = min(n, N, zdim)`` principal components of z (:func:`flexplugin.engine.analysis.pca.
+    pca`, signs as the SVD returns them); zeros in ``min(n, zdim)`` columns and no ratio for fewer
+    than two points, no ratio when z does not vary."""
+    from flexplugin.engine.analysis.pca import pca
+    if len(z) < 2 or not z.shape[1]:
+        return np.zeros((len(z), min(n, z.shape[1]))), np.zeros(0)
+    scores, _, ratio, _ = pca(z, n, orient=False)
+    return scores, (ratio if ratio.any() else np.zeros(0))
 
 
 def decoder_for(flexSet):

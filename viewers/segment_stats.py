@@ -2,6 +2,8 @@
 equal-count binned quantiles and principal components."""
 import numpy as np
 
+from flexplugin.engine.analysis.pca import pca
+
 __all__ = ["residue_ranges", "ranks", "rank_correlation", "spearman", "binned_quantiles",
            "principal_components"]
 
@@ -74,16 +76,11 @@ def binned_quantiles(x, values, bins):
 def principal_components(z, n=3, return_ratio=False):
     """Scores of ``z`` (N, D) on its first ``n`` principal components, each oriented so that its
     largest loading is positive (a reproducible sign); with ``return_ratio`` also the fraction of
-    the variance each component explains."""
+    the variance each component explains (:func:`flexplugin.engine.analysis.pca.pca`); none for
+    fewer than two points."""
     z = np.asarray(z, dtype=np.float64)
-    zc = z - z.mean(0)
     if len(z) < 2 or not z.shape[1]:
-        return (np.zeros((len(z), 0)), np.zeros(0)) if return_ratio else np.zeros((len(z), 0))
-    _, sv, vt = np.linalg.svd(zc, full_matrices=False)
-    vt = vt[:min(n, z.shape[1])]
-    sign = np.sign(vt[np.arange(len(vt)), np.argmax(np.abs(vt), axis=1)])
-    scores = zc @ (vt * sign[:, None]).T
-    if not return_ratio:
-        return scores
-    total = float((sv ** 2).sum())
-    return scores, (sv[:len(vt)] ** 2 / total if total > 0 else np.zeros(len(vt)))
+        scores, ratio = np.zeros((len(z), 0)), np.zeros(0)
+    else:
+        scores, _, ratio, _ = pca(z, n)
+    return (scores, ratio) if return_ratio else scores

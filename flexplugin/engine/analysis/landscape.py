@@ -37,6 +37,7 @@ from ...constants import (ANALYSIS_JSON, CLUSTER_SIZES_PLOT, KMEANS_LABELS_FILE,
                           PCA_FILE, PCA_VARIANCE_PLOT, Z_VALUES_FILE, ZRED_FILE)
 from ..errors import InputError
 from ..io.mrc import save_npy, save_txt
+from .pca import pca
 
 PERCENTILES = (5.0, 95.0)
 GRAPH_NEIGHBOURS = 10
@@ -66,13 +67,6 @@ def decode_maps(model, zs, out_dir, box=None, prefix="vol_"):
     for stale in old - set(paths):
         os.remove(stale)
     return paths
-
-
-def pca(z, n):
-    """(coordinates (N, n), components (n, zdim), explained variance ratio (n,), mean (zdim,))."""
-    from sklearn.decomposition import PCA
-    p = PCA(n_components=n, svd_solver="full").fit(z)
-    return p.transform(z), p.components_, p.explained_variance_ratio_, p.mean_
 
 
 def run_umap(z, ndim, seed):
@@ -279,6 +273,10 @@ def analyze(model, z, out, kmeans_k=0, pcs=2, umap=False, ndim=2, traversal_poin
         if len(path) != 2 or not all(0 <= v < n for v in path):
             raise InputError("--path", "two particle indices in [0, %d) are needed (got %s)"
                              % (n, ",".join(map(str, path))))
+    n_comp = min(max(pcs, ndim), zdim)     # principal components: the traversals' and zred's
+    if n_comp > n:
+        raise InputError("--z", "%d latent points give at most %d principal components, %d are needed "
+                                "(--pcs %d, --ndim %d)" % (n, n, n_comp, pcs, ndim))
     d0 = model.data_info.box
     if box is not None and (box > d0 or box % 2 or box < 2):
         raise InputError("--box", "must be even and at most the training box %d (got %d)" % (d0, box))
@@ -292,7 +290,7 @@ def analyze(model, z, out, kmeans_k=0, pcs=2, umap=False, ndim=2, traversal_poin
 
     # PCA: enough components for the traversals and for zred.
     n_pc = min(pcs, zdim)                  # traversals
-    coords, comps, ratio, mean = pca(z, min(max(pcs, ndim), zdim))
+    coords, comps, ratio, mean = pca(z, n_comp)
     save_npy(rel(os.path.join(out, PCA_FILE)), coords.astype(np.float32))
     _savetxt(rel(os.path.join(out, "pca_variance.txt")), ratio)
     log("analyze: %d particles, zdim %d; PCA explained variance %s"

@@ -27,6 +27,8 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import spearmanr
 
+from .pca import pca
+
 J = np.diag([1.0, 1.0, -1.0])
 
 # Median ||A - B||_F^2 = 4 - 4 cos w for independent uniform rotations: the angle w has density
@@ -94,12 +96,10 @@ def shift_errors(t_pred, t_true):
 
 
 def pc1(z):
-    """Projection of z (N, d) on its first principal component (sign arbitrary)."""
-    z = np.asarray(z, dtype=np.float64).reshape(len(z), -1)
-    zc = z - z.mean(0)
-    if zc.shape[1] == 0:
-        return np.zeros(len(z))
-    return zc @ np.linalg.svd(zc, full_matrices=False)[2][0]
+    """Projection of z (N, d) on its first principal component (:func:`.pca.pca`; sign as the SVD
+    returns it, arbitrary)."""
+    scores = pca(z, 1, orient=False)[0]
+    return scores[:, 0] if scores.shape[1] else np.zeros(len(scores))
 
 
 def spearman_pc1(z, states):
