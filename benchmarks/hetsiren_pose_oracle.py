@@ -17,6 +17,7 @@ With ``--train-epochs N`` the method also learns the map itself from the perturb
 import argparse
 import dataclasses
 import os
+import shlex
 import subprocess
 import sys
 
@@ -47,11 +48,12 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=6)
     ap.add_argument("--perturb-deg", type=float, default=5.0)
     ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--sigma-deg", type=float, nargs="+", default=[3.0, 100.0],
-                    help="prior widths to try (100: maximum likelihood)")
+    ap.add_argument("--sigma-deg", type=float, nargs="*", default=[3.0, 100.0],
+                    help="prior widths to try (100: maximum likelihood; none: no oracle)")
     ap.add_argument("--sigma-px", type=float, default=1.0)
     ap.add_argument("--train-epochs", type=int, default=0,
                     help="also train HetSIREN's map from the perturbed poses for this many epochs")
+    ap.add_argument("--train-args", default="", help="more `train hetsiren` options (one string)")
     ap.add_argument("--out", default=os.path.join(HERE, "out", "hetsiren_pose_oracle"))
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -65,6 +67,13 @@ def main(argv=None):
     delta = so3.axis_angle_to_matrix(axes * np.deg2rad(a.perturb_deg))
     perturbed = dataclasses.replace(table, rotations=delta @ table.rotations)
     write_star(os.path.join(data, "perturbed.star"), perturbed)
+    if a.sigma_deg:
+        oracle(a, data, table, perturbed)
+    if a.train_epochs:
+        learned(a, data, table, perturbed)
+
+
+def oracle(a, data, table, perturbed):
     # A model with the ground-truth map as its reference (zdim 0: the map is the reference).
     run = os.path.join(data, "oracle")
     cli("train", "hetsiren", "--particles", os.path.join(data, "perturbed.star"), "--out", run,
@@ -90,16 +99,18 @@ def main(argv=None):
                   "%.2f -> %.2f deg" % (a.box, a.snr, sigma, a.sigma_px, a.steps, name, before, after),
                   flush=True)
 
-    if a.train_epochs:
-        run = os.path.join(data, "learned")
-        cli("train", "hetsiren", "--particles", os.path.join(data, "perturbed.star"), "--out", run,
-            "--epochs", a.train_epochs, "--zdim", 0, "--refine-poses", "--lr", 3e-3,
-            "--threads", 1, "--log-every", 0)
-        rot = np.load(os.path.join(run, "rotations.npy"))
-        print("D=%d SNR %g, the map learned in %d epochs, the method's defaults: median error %.2f -> "
-              "%.2f deg" % (a.box, a.snr, a.train_epochs,
-                            np.median(so3.rotation_angle_deg(perturbed.rotations, table.rotations)),
-                            np.median(so3.rotation_angle_deg(rot, table.rotations))), flush=True)
+
+
+def learned(a, data, table, perturbed):
+    run = os.path.join(data, "learned")
+    cli("train", "hetsiren", "--particles", os.path.join(data, "perturbed.star"), "--out", run,
+        "--epochs", a.train_epochs, "--zdim", 0, "--refine-poses", "--lr", 3e-3,
+        "--threads", 1, "--log-every", 0, *shlex.split(a.train_args))
+    rot = np.load(os.path.join(run, "rotations.npy"))
+    print("D=%d SNR %g, the map learned in %d epochs [%s]: median error %.2f -> %.2f deg"
+          % (a.box, a.snr, a.train_epochs, a.train_args or "the method's defaults",
+             np.median(so3.rotation_angle_deg(perturbed.rotations, table.rotations)),
+             np.median(so3.rotation_angle_deg(rot, table.rotations))), flush=True)
 
 
 if __name__ == "__main__":
