@@ -242,13 +242,17 @@ class HetSIRENConfig(BaseConfig):
     #   (with the ground-truth map instead of the learned one: 2.7);
     # - the same after the heads (2 warm-up epochs, pose_reg 1e-3): 3.58, and slower;
     # - one Gauss-Newton step per training step after the warm-up (the map then learns from the
-    #   refined poses): 5.1, the map and the poses drift together; so 0 by default.
+    #   refined poses), with the consensus started from zero: 5.1, the map and the poses drifted
+    #   together. With the consensus started from the reconstruction (lr 3e-3, 6 epochs,
+    #   benchmarks/hetsiren_pose_oracle.py): 2 steps per training step give 2.94 at D=32 (encode
+    #   only: 2.92; ground-truth map: 2.62) and 2.10 at D=64 (encode only: 3.15, the map learned
+    #   from the perturbed poses stays blurred; ground-truth map: 1.22); so 2 by default.
     pose_heads: bool = False       # the encoder's pose heads [HetSIREN, Supp. Fig. 4]; off: see above
     pose_warmup: int = 2           # epochs with every correction held at zero while the map forms (our choice)
     pose_reg: float = 1e-3         # L2 of the heads' corrections (deg^2 + px^2) toward zero (our choice)
     pose_search: int = 3           # Gauss-Newton steps of the local refinement in encode (our choice; 0: off;
     #                                5 steps or a prior of 2 or 4 degrees gave 3.5-3.7 on 300 particles)
-    pose_search_train: int = 0     # steps per training step after the warm-up, continuing from the
+    pose_search_train: int = 2     # steps per training step after the warm-up, continuing from the
     #                                particle's correction of its previous epoch (each step costs
     #                                two projections)
     pose_lowpass: float = 0.0      # Gaussian low-pass (sigma, cycles/px) of the local refinement's
