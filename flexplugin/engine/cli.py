@@ -88,14 +88,14 @@ def cmd_reconstruct(a):
 
 def _model_path(path):
     """A model folder (holding checkpoint.pt) or a checkpoint file."""
-    from .train import CHECKPOINT
+    from .checkpoints import CHECKPOINT
     return os.path.join(path, CHECKPOINT) if os.path.isdir(path) else path
 
 
 def _load_model(path):
     """The trained model of ``--model`` (a training folder or a checkpoint file), or InputError."""
     from .methods import load_method
-    from .train import checkpoint_problem
+    from .checkpoints import checkpoint_problem
     ck = _model_path(path)
     if not os.path.isfile(ck):
         raise InputError(ck, "file not found (--model takes a training output folder or its "

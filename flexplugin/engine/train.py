@@ -23,11 +23,7 @@ a tqdm bar only when stdout is a terminal. Mixed precision follows ``Config.prec
 with bfloat16 matrix instructions (AMX, AVX-512 BF16), float32 master weights and optimizer state always.
 """
 import dataclasses
-import errno
-import glob
-import json
 import os
-import re
 import sys
 import time
 
@@ -35,15 +31,16 @@ import numpy as np
 import torch
 
 from ..constants import CONFIG_JSON, CONSENSUS_MAP, Z_FILE
+from .checkpoints import (CHECKPOINT, load_checkpoint, remove_stale_temporaries, save_checkpoint,
+                          write_json)
 from .data import ParticleDataset, loader
 from .errors import InputError
 from .io import read_particles, write_mrc
 from .inputs import load_inputs
-from .io.mrc import atomic_path, save_npy
+from .io.mrc import save_npy
 from .methods import METHODS, DataInfo, load_method
 from .methods.base import autocast_mode, cpu_has_bf16  # noqa: F401 (part of this module's API)
 
-CHECKPOINT = "checkpoint.pt"
 
 
 def _device(name, log=print):
@@ -84,32 +81,6 @@ def _adam(model, cfg):
         return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def _save(obj, path):
-    """``torch.save`` to ``path`` atomically, flushed to the disk before it replaces the old file:
-    a kill (or a full disk) during the write leaves the previous checkpoint whole. A failed write
-    raises OSError naming ``path`` (torch reports it as a RuntimeError)."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        try:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        except RuntimeError as exc:
-            cause = exc.__context__ if isinstance(exc.__context__, OSError) else None
-            raise OSError(cause.errno if cause else errno.EIO,
-                          (cause.strerror if cause else None) or "write failed (%s)" % exc,
-                          os.path.abspath(str(path))) from exc
-
-
-def _remove_stale_temporaries(out):
-    """Temporary files left by a run killed while writing (``.<name>.<pid>.tmp``)."""
-    for tmp in glob.glob(os.path.join(glob.escape(out), ".*.tmp")):
-        if re.fullmatch(r"\..+\.\d+\.tmp", os.path.basename(tmp)):
-            try:
-                os.remove(tmp)
-            except OSError:
-                pass
-
-
 def _config(cls, config):
     """The method's Config with the given overrides, its generic options checked (InputError
     naming the option otherwise)."""
@@ -129,37 +100,6 @@ def _config(cls, config):
     if cfg.precision not in ("auto", "fp32", "bf16"):
         raise InputError("--precision", "must be auto, fp32 or bf16 (got %r)" % cfg.precision)
     return cfg
-
-
-def checkpoint_problem(exc):
-    """Why a checkpoint could not be loaded, in a few words (not torch's advice to load it with
-    ``weights_only=False``, which would run whatever code a crafted file holds)."""
-    import pickle
-    text = str(exc).split("\n")[0]
-    if isinstance(exc, (pickle.UnpicklingError, EOFError)) or "weights_only" in text or \
-            "zip archive" in text or "central directory" in text:
-        return "damaged, or not written by flexplugin"
-    return "%s: %s" % (type(exc).__name__, text[:200])
-
-
-def _load_checkpoint(path, method):
-    """The training checkpoint ``path`` (InputError when it is unreadable or of another method)."""
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-        name = ck["model"]["method"]
-        ck["rows"], ck["epoch"], ck["metrics"], ck["rng"]["sampler"]
-    except Exception as exc:   # torch raises RuntimeError, UnpicklingError, EOFError, ...
-        raise InputError(path, "cannot read the training checkpoint (%s); remove it (or drop "
-                               "--resume) to train from scratch" % checkpoint_problem(exc))
-    if method is not None and name != method:
-        raise InputError(path, "holds a %s model, not %s: resume with 'train %s' or use another "
-                               "--out" % (name, method, name))
-    return ck
-
-
-def _write_json(obj, path):
-    with atomic_path(path) as tmp, open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
 
 
 def _to_device(batch, device):
@@ -222,7 +162,7 @@ def train(method, particles, out, epochs, config=None, box=None, seed=0, resume=
         log("train: note: %s" % note)
     gen = torch.Generator()
     if rank == 0:
-        _remove_stale_temporaries(out)
+        remove_stale_temporaries(out)
     if resume and os.path.exists(ck_path):
         ck, model, rows, start, history = _resume(ck_path, method, table, gen, log)
     else:
@@ -255,7 +195,7 @@ def _start_processes(device, ddp):
 def _resume(ck_path, method, table, gen, log):
     """The model, rows, epoch and metrics of the checkpoint ``ck_path``, the shuffling generator
     ``gen`` set to its state -> (checkpoint, model, rows, start epoch, history)."""
-    ck = _load_checkpoint(ck_path, method)
+    ck = load_checkpoint(ck_path, method)
     model = load_method(ck["model"])
     rows, start, history = ck["rows"].numpy(), ck["epoch"], ck["metrics"]
     if len(rows) and rows.max() >= len(table):
@@ -356,7 +296,7 @@ def _write_config(run, table, epochs, seed, out, log):
     """``config.json``, and the run's summary line in the log."""
     model, device, cast_dtype, world = run.model, run.device, run.cast_dtype, run.world
     cfg, info = model.config, model.data_info
-    _write_json(dict(method=model.name, config=cfg.to_dict(), data_info=info.to_dict(),
+    write_json(dict(method=model.name, config=cfg.to_dict(), data_info=info.to_dict(),
                      zdim=model.zdim, box=info.box, apix=info.apix, particles=info.particles,
                      n_particles=len(table), n_train=len(run.rows), epochs=epochs, seed=seed,
                      device=device.type),
@@ -448,11 +388,11 @@ def _write_checkpoint(run, epoch, history, out, ck_path, keep_epochs):
         state = dict(model=run.model.checkpoint(), optimizer=run.opt.state_dict(),
                      scaler=run.scaler.state_dict(), epoch=epoch, rng=rng,
                      rows=torch.as_tensor(run.rows), metrics=history)
-        _save(state, ck_path)
+        save_checkpoint(state, ck_path)
         if keep_epochs:
             os.makedirs(os.path.join(out, "checkpoints"), exist_ok=True)
-            _save(state, os.path.join(out, "checkpoints", "epoch_%03d.pt" % epoch))
-        _write_json(dict(method=run.model.name, epochs=history), os.path.join(out, "metrics.json"))
+            save_checkpoint(state, os.path.join(out, "checkpoints", "epoch_%03d.pt" % epoch))
+        write_json(dict(method=run.model.name, epochs=history), os.path.join(out, "metrics.json"))
 
 
 def _end(run, out, num_workers, log):

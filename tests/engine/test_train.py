@@ -10,6 +10,7 @@ import torch
 from cli_helpers import run_cli
 from flexplugin.engine.geometry.fourier import fft3_center, ifft3_center
 from flexplugin.engine.io import read_mrc
+from flexplugin.engine.checkpoints import save_checkpoint
 from flexplugin.engine import train as train_mod
 
 # A tiny model on 200 particles cropped to 16 px (6 Å/px): seconds per epoch.
@@ -70,14 +71,14 @@ def test_resume_equals_straight_run(straight, homogeneous_set, tmp_path):
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     path = tmp_path / "checkpoint.pt"
-    train_mod._save({"epoch": 1}, path)
+    save_checkpoint({"epoch": 1}, path)
 
     def broken_save(obj, f):
         f.write(b"partial")
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(torch, "save", broken_save)
     with pytest.raises(OSError, match="No space left") as err:
-        train_mod._save({"epoch": 2}, path)
+        save_checkpoint({"epoch": 2}, path)
     assert err.value.filename == str(path)
     assert torch.load(path, weights_only=True) == {"epoch": 1}
     assert os.listdir(tmp_path) == ["checkpoint.pt"]
