@@ -6,7 +6,6 @@ import os
 import re
 import subprocess
 
-import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCES = "docs/references.md"
@@ -29,14 +28,19 @@ PLACE = (r"(?:§|Eqs?\.|App\.|Figs?\.|Supp|Supplementary|Tables?|Methods|Results
 CITATION = re.compile(r"\[([A-Za-z][\w-]*),\s+%s" % PLACE)
 KEY_HEADING = re.compile(r"^#{2,4} \[([A-Za-z][\w-]*)\]\s*$", re.M)
 
+SKIP_DIRS = {".git", ".venv", ".pytest_cache", "demo-output", "out", "__pycache__"}
+
 
 def tracked_files():
     try:
         out = subprocess.run(["git", "ls-files", "*.py", "*.md"], cwd=ROOT, capture_output=True,
-                             text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        pytest.skip("not a git checkout")
-    return [p for p in out.splitlines() if p != THIS and os.path.isfile(os.path.join(ROOT, p))]
+                             text=True, check=True).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):     # not a git checkout: the source tree
+        out = []
+        for d, dirs, files in os.walk(ROOT):
+            dirs[:] = [x for x in dirs if x not in SKIP_DIRS and not x.endswith(".egg-info")]
+            out += [os.path.relpath(os.path.join(d, f), ROOT) for f in files if f.endswith((".py", ".md"))]
+    return [p for p in out if p != THIS and os.path.isfile(os.path.join(ROOT, p))]
 
 
 def read(path):
