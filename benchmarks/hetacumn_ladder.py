@@ -45,7 +45,10 @@ sys.path.insert(0, ROOT)
 
 BOX, APIX = 32, 3.0
 # The demo's HetACUMN (flexplugin/demo.py, SETTINGS["hetacumn"]).
-DEMO = dict(zdim=2, ignore_poses=False, fch_epochs=0, enc_dim=16, lr=1e-3, batch_size=16)
+# The runs without ``center_input`` measured the uncentred encoder input (before it was the
+# default).
+DEMO = dict(zdim=2, ignore_poses=False, fch_epochs=0, enc_dim=16, lr=1e-3, batch_size=16,
+            center_input=False)
 ORACLE_JITTER = 0.05
 MLP_WIDTH, MLP_LAYERS = 128, 3           # the demo's cryoDRGN encoder width, cryoDRGN's depth
 # Encoder parameters (trained in rung b); everything else (decoder, Fourier features) is frozen.
@@ -63,6 +66,12 @@ RUNS = {
     "b_resnet16_kl0": ("b", dict(zdim=1, lambda_z=0.0), "resnet"),
     "b_resnet16_kl1e-3": ("b", dict(zdim=1, lambda_z=1e-3), "resnet"),
     "b_resnet16_lr3e-4": ("b", dict(zdim=1, lr=3e-4), "resnet"),
+    # the encoder's input centred by the given shifts (``center_input``, the default now)
+    "b_resnet16_centred": ("b", dict(zdim=1, center_input=True), "resnet"),
+    "b_resnet16_centred_lr3e-4": ("b", dict(zdim=1, center_input=True, lr=3e-4), "resnet"),
+    "c_joint_z2_centred": ("c", dict(center_input=True), "resnet"),
+    "c_joint_z2_centred_lr3e-4": ("c", dict(center_input=True, lr=3e-4), "resnet"),
+    "c_joint_z2_centred_lr1.5e-4": ("c", dict(center_input=True, lr=1.5e-4), "resnet"),
 }
 
 

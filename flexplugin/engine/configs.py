@@ -98,6 +98,9 @@ class HetACUMNConfig(BaseConfig):
     ignore_poses: bool = True     # ab initio; False: refine the batch's poses, starting from them (ours)
     pose_weight: float = 0.1      # weight of that pull toward given poses: lambda_p's (our choice)
     given_pose_epochs: int = 0    # epochs rendering at the given poses if not ignore_poses (our choice)
+    center_input: bool = True     # with given poses, the encoder sees each image moved by its given
+                                  # shift (the particle centred; our choice, as cryoDRGN's encoder
+                                  # input): see benchmarks/RESULTS.md, HetACUMN's ladder
     pose_uniformity: float = 0.0  # weight of a uniform-orientation prior on predicted rotations (ours,
                                   # ``_uniformity``). Ab initio without it the predicted views collapse
                                   # toward one axis (in-plane angles learned: median ||dR||^2 4.77 after
@@ -106,8 +109,9 @@ class HetACUMNConfig(BaseConfig):
 
     @classmethod
     def from_dict(cls, d):
-        # Models saved before the stem was an option have the ImageNet stem.
-        return super().from_dict(dict({"enc_stem": "imagenet"}, **d))
+        # Models saved before the stem was an option have the ImageNet stem; before the given
+        # shift centred the encoder's input, an uncentred input.
+        return super().from_dict(dict({"enc_stem": "imagenet", "center_input": False}, **d))
 
 
 # cryoSPHERE (methods/cryosphere.py; the paper cited by section, equation and appendix,

@@ -176,13 +176,17 @@ class HetACUMN(Method):
     def _encode(self, x, with_z=True, given=None):
         """Real images (B, D, D) -> (rotations (B, 3, 3), shifts px (B, 2), mu, logvar or None).
         When refining, ``given`` = (rotations, shifts px) of the images (None: identity, 0)."""
-        h = self.encoder(x.float())
-        hp = h
+        x = x.float()
         if self.refine:
             n = len(x)
             if given is None:
-                given = (torch.eye(3, device=h.device).expand(n, 3, 3), h.new_zeros(n, 2))
+                given = (torch.eye(3, device=x.device).expand(n, 3, 3), x.new_zeros(n, 2))
             g_rot, g_t = given[0].float(), given[1].float()
+            if self.config.center_input:         # the particle moved to the centre
+                x = ifft2_center(phase_shift_2d(fft2_center(x), g_t)).real
+        h = self.encoder(x)
+        hp = h
+        if self.refine:
             pose = torch.cat([g_rot[:, :2].flatten(1), g_t / self.data_info.box], 1)
             hp = torch.cat([h, pose.to(h.dtype)], 1)
         rot = so3.sixd_to_matrix_torch(self.rot_head(hp).float())
