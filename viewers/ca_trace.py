@@ -5,7 +5,9 @@ import numpy as np
 
 __all__ = ["read_ca_trace", "ca_bonds"]
 
-MAX_BOND_A = 4.5            # consecutive C-alpha atoms further apart: a chain break, no bond drawn
+# Consecutive pseudo-atoms further apart are a chain break (no bond drawn): C-alpha atoms of
+# bonded amino acids are 3.8 Å apart, the C4' atoms of bonded nucleotides 4.5-7 Å.
+MAX_BOND_A = 7.5
 
 
 def read_ca_trace(path, use_gemmi=None):
@@ -23,9 +25,14 @@ def read_ca_trace(path, use_gemmi=None):
         raise ValueError(str(e)) from None
 
 
-def ca_bonds(coords, chains):
-    """Indices i where residues i and i + 1 are bonded (same chain, C-alpha gap <= 4.5 Å)."""
+def ca_bonds(coords, chains, numbers=None):
+    """Indices i where residues i and i + 1 are bonded: same chain, pseudo-atoms at most
+    ``MAX_BOND_A`` apart and, when ``numbers`` (residue numbers) are given, consecutive numbers
+    (a gap in the numbering is a break, however short the distance)."""
     if len(coords) < 2:
         return np.zeros(0, dtype=np.int64)
     d = np.linalg.norm(np.diff(coords, axis=0), axis=1)
-    return np.flatnonzero((d <= MAX_BOND_A) & (chains[1:] == chains[:-1]))
+    bonded = (d <= MAX_BOND_A) & (chains[1:] == chains[:-1])
+    if numbers is not None:
+        bonded &= np.diff(np.asarray(numbers)) == 1
+    return np.flatnonzero(bonded)

@@ -59,7 +59,7 @@ class TraceView:
             faded = self.segments != highlighted
             rgba[faded, :3] = 0.55 + 0.45 * rgba[faded, :3]               # towards white
             rgba[faded, 3] = 0.35
-        bonds = ca_bonds(c, self.chains)
+        bonds = ca_bonds(c, self.chains, self.numbers)
         mid = 0.5 * (c[bonds] + c[bonds + 1])
         lines = np.concatenate([np.stack([c[bonds], mid], 1), np.stack([mid, c[bonds + 1]], 1)])
         line_colors = np.concatenate([rgba[bonds], rgba[bonds + 1]])     # each half: its residue

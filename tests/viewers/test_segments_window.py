@@ -79,7 +79,7 @@ def test_segments_window_summary_axes_and_highlight(qapp, tmp_path):
     assert win.axis_names() == ["PC 1", "PC 2", "PC 3", "z1", "z2", "z3", "z4"]
     assert win.axis_name == "PC 1" and win.axis_combo.currentText() == "PC 1"
     assert spearman(win.coordinate, s) > 0.95                                    # PC 1 follows s, sign fixed
-    assert len(ca_bonds(win.coords, win.chains)) == len(coords) - 1               # one unbroken chain
+    assert len(ca_bonds(win.coords, win.chains, win.numbers)) == len(coords) - 1  # one unbroken chain
 
     rows = win.segment_summary()
     assert [r["segment"] for r in rows] == [1, 2]
@@ -195,6 +195,22 @@ def test_statistics_helpers():
     np.testing.assert_allclose(centres, [12, 37, 62, 87])
     np.testing.assert_allclose(q[:, 1, 0], centres) and np.testing.assert_allclose(q[:, 1, 1], 2 * centres)
     np.testing.assert_allclose(q[0, :, 0], np.percentile(np.arange(25.0), [25, 50, 75]))
+
+
+def test_trace_bonds_protein_rna_breaks():
+    """Amino acids 3.8 Å apart and nucleotides ~6 Å apart are bonded; a chain change, a numbering
+    gap and a long jump are breaks."""
+    from flexplugin.viewers.ca_trace import ca_bonds
+    x = np.array([0, 3.8, 7.6, 11.4,           # protein A 1-4
+                  30, 36, 42,                  # RNA B 1-3 (C4' 6 Å apart)
+                  48, 54,                      # B 5-6: after a numbering gap
+                  80])                         # B 7: 26 Å away
+    coords = np.column_stack([x, np.zeros_like(x), np.zeros_like(x)])
+    chains = np.array(list("AAAA") + list("BBBBBB"))
+    numbers = np.array([1, 2, 3, 4, 1, 2, 3, 5, 6, 7])
+    assert list(ca_bonds(coords, chains, numbers)) == [0, 1, 2, 4, 5, 7]
+    assert list(ca_bonds(coords, chains)) == [0, 1, 2, 4, 5, 6, 7]          # without numbers
+    assert len(ca_bonds(coords[:1], chains[:1])) == 0
 
 
 # ----------------------------------------------------------------------------- model files
