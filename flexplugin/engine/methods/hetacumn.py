@@ -54,7 +54,9 @@ Given poses (ours). With ``ignore_poses`` False the encoder refines the batch's 
 predicting them from nothing: the rotation and shift heads also receive the given pose (its 6D
 representation and the shift in box fractions) and output a correction, R = dR . A_given and
 t = t_given + dt, with their last layers initialised to dR = I, dt = 0, so training starts
-exactly at the given poses. (Regressing a rotation from an image is slow to learn: the encoder
+exactly at the given poses. With ``center_input`` (the default) the encoder sees each image
+moved by its given shift, the particle centred, as cryoDRGN's encoder input is (the CPP images
+alike, by their given shifts). (Regressing a rotation from an image is slow to learn: the encoder
 pulled toward the given poses by a loss alone, or even trained on them with the pose loss at
 weight 1, stays near the random error for several epochs at D=32 and 1600 images.) A given pose
 fixes the hand, so only the image itself is encoded: the mirror path, at M A_given, would fit the
