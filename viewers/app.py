@@ -19,6 +19,11 @@ names its axes after the analysis ("UMAP 1", "PCA 1 (61% of variance)"), decodes
 shows pictures a run saved, e.g. those of a landscape analysis (:func:`saved_plots`).
 ``FLEXPLUGIN_SCREENSHOT=file.png`` writes a picture of the window once it is shown and closes it
 (documentation and tests).
+
+The program's first act is a small "Loading ..." window (:class:`~.loading.LoadingWindow`: a busy
+cursor and a status line naming the step under way), up before pyworkflow, the data and the
+plotting modules are loaded; it goes when the window with the content is shown. The landscape's
+map decoder loads its model meanwhile (a click before it is ready waits for it).
 """
 import argparse
 import json
@@ -197,13 +202,20 @@ def z_components(z, n=3):
     return scores, (ratio if ratio.any() else np.zeros(0))
 
 
-def decoder_for(flexSet):
-    """A DecoderClient running ``flexplugin serve`` on the set's model in the engine environment."""
+def decoder_for(flexSet, wait=True):
+    """A DecoderClient running ``flexplugin serve`` on the set's model in the engine environment
+    (``wait`` False: returned as soon as the server is started; it loads the model meanwhile)."""
     from flexplugin import Plugin
     from .serve_client import DecoderClient
     model = flexSet.getFlexInfo().getAttr("modelPath")
     line = Plugin.getEngineCommand("serve", ["--model", model])
-    return DecoderClient(["bash", "-c", line], env=dict(Plugin.getEnviron()))
+    return DecoderClient(["bash", "-c", line], env=dict(Plugin.getEnviron()), wait=wait)
+
+
+def _has_z(flexSet):
+    """Whether the set's particles carry latent vectors (its first one does)."""
+    first = flexSet.getFirstItem()
+    return first is not None and np.size(first.getZFlex()) > 0
 
 
 def selection_path(folder, name):
@@ -258,13 +270,31 @@ def segments_data(folder, structure):
 
 
 # ------------------------------------------------------------------------------- windows
+_loading = None           # the "Loading ..." window while the content is made (main)
+
+
 def _app():
     from PyQt5 import QtWidgets
     return QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
 
 
+def _step(text):
+    """Say on the "Loading ..." window what is being done."""
+    if _loading is not None:
+        _loading.step(text)
+
+
+def _loaded():
+    """The content is shown: the "Loading ..." window goes."""
+    global _loading
+    if _loading is not None:
+        _loading.finish()
+        _loading = None
+
+
 def _show(app, window):
     window.show()
+    _loaded()
     shot = os.environ.get("FLEXPLUGIN_SCREENSHOT")
     if shot:
         for _ in range(20):
@@ -277,14 +307,30 @@ def _show(app, window):
 
 
 def run_landscape(a):
+    _step("Reading the project\u2026")
     project = load_project(a.project)
     prot = project.getProtocol(a.protocol)
     flexSet = getattr(prot, a.output)
+    decoder = None
+    if not a.no_decoder and _has_z(flexSet):
+        _step("Starting the map decoder\u2026")
+        decoder = decoder_for(flexSet, wait=False)          # loads its model while the particles are read
+    try:
+        return _landscape_window(a, project, prot, flexSet, decoder)
+    finally:
+        if decoder is not None:
+            decoder.close()
+
+
+def _landscape_window(a, project, prot, flexSet, decoder):
+    _step("Reading %s particles\u2026" % format(flexSet.getSize(), ","))
     analysis = read_analysis(landscape_folder(project, prot))
     ids, z, zred, axis, attributes = landscape_data(flexSet, prot, analysis)
+    if not z.shape[1]:
+        decoder = None
     app = _app()
+    _step("Drawing the landscape\u2026")
     from .landscape_window import LandscapeWindow
-    decoder = decoder_for(flexSet) if z.shape[1] and not a.no_decoder else None
     folder = _runPath(project, prot, "extra", "selections")
     os.makedirs(folder, exist_ok=True)
     window = LandscapeWindow(zred, z=z, ids=ids, attributes=attributes, decoder=decoder,
@@ -296,11 +342,7 @@ def run_landscape(a):
     if decoder is not None and os.environ.get("FLEXPLUGIN_SCREENSHOT"):
         window.pick_index(0)
         window.wait_for_decode()
-    try:
-        return _show(app, window)
-    finally:
-        if decoder is not None:
-            decoder.close()
+    return _show(app, window)
 
 
 def output_maps(project, prot, outputName):
@@ -333,11 +375,13 @@ def output_maps(project, prot, outputName):
 def run_volumes(a):
     files, labels, mask, apix, title = list(a.files or []), None, a.mask, None, a.title
     if a.project:
+        _step("Reading the project\u2026")
         project = load_project(a.project)
         prot = project.getProtocol(a.protocol)
         files, labels, apix, what = output_maps(project, prot, a.output)
         title = title or "%s \u2014 %s" % (prot.getRunName(), what)
     app = _app()
+    _step("Reading %d map%s\u2026" % (len(files), "" if len(files) == 1 else "s"))
     from .volume_window import VolumeWindow
     window = VolumeWindow(files, labels=labels, mask=mask, apix=apix, title=title or "flexplugin maps")
     return _show(app, window)
@@ -345,6 +389,7 @@ def run_volumes(a):
 
 def run_training(a):
     app = _app()
+    _step("Reading %s\u2026" % os.path.basename(a.metrics))
     from .training_window import TrainingWindow
     window = TrainingWindow(a.metrics, title=a.title, follow=True)
     return _show(app, window)
@@ -353,6 +398,7 @@ def run_training(a):
 def run_segments(a):
     folder, structure, models, title = a.train_dir, a.structure, [], a.title
     if a.project:
+        _step("Reading the project\u2026")
         project = load_project(a.project)
         prot = project.getProtocol(a.protocol)
 
@@ -365,23 +411,30 @@ def run_segments(a):
         title = title or "%s \u2014 segments" % prot.getRunName()
     if not folder or not structure:
         raise SystemExit("segments: give --project and --protocol, or --train-dir and --structure")
+    _step("Reading the segmentation\u2026")
     data = segments_data(folder, structure)
-    from .chimerax import chimerax_models_command
-    from .segments_window import SegmentsWindow
     if a.chimerax:
+        from .chimerax import chimerax_models_command
         cmd = chimerax_models_command(models, data["numbers"], data["segments"])
         if cmd is None:
             raise SystemExit("segments: no ChimeraX on PATH, or the run has no models")
         subprocess.Popen(cmd)
         return 0
     app = _app()
+    _step("Drawing the segments\u2026")
+    from .segments_window import SegmentsWindow
     return _show(app, SegmentsWindow(title=title, models=models, **data))
 
 
 def run_plot(a):
     app = _app()
+    _step("Reading the picture%s\u2026" % ("" if len(a.files) == 1 else "s"))
     from .plot_window import PlotWindow
     return _show(app, PlotWindow(a.files, names=a.names, title=a.title))
+
+
+LOADING = {"landscape": "the landscape", "volumes": "the maps", "training": "the training curves",
+           "segments": "the segments", "plot": "the pictures"}     # "Loading the maps ..."
 
 
 def main(argv=None):
@@ -411,7 +464,16 @@ def main(argv=None):
             s.add_argument("--files", nargs="+", required=True, help="pictures (PNG), one tab each")
             s.add_argument("--names", nargs="+", help="one tab name per picture")
     a = p.parse_args(argv)
-    return a.func(a)
+    global _loading
+    # ChimeraX opens instead of a window; the QApplication is held here (it lives while referenced)
+    qt = None if getattr(a, "chimerax", False) else _app()
+    if qt is not None:
+        from .loading import LoadingWindow
+        _loading = LoadingWindow(LOADING[a.kind]).start()
+    try:
+        return a.func(a)
+    finally:
+        _loaded()
 
 
 if __name__ == "__main__":

@@ -48,14 +48,19 @@ class DecoderClient:
     :param cwd: working folder of the subprocess.
     :param ready_timeout: seconds to wait for the ready line (loading a model can take a while).
     :param timeout: default seconds to wait for each answer.
+    :param wait: wait for the ready line here; with False the server loads its model while the
+        caller goes on, and the first request (or :meth:`wait_ready`) waits for it.
 
-    After start, ``info`` holds the ready line and ``method``, ``zdim``, ``box``, ``apix`` its
-    values.
+    Once ready, ``info`` holds the ready line and ``method``, ``zdim``, ``box``, ``apix`` its
+    values (None before).
     """
 
-    def __init__(self, argv, env=None, cwd=None, ready_timeout=120.0, timeout=300.0):
+    def __init__(self, argv, env=None, cwd=None, ready_timeout=120.0, timeout=300.0, wait=True):
         self.argv = [str(a) for a in argv]
         self.timeout = timeout
+        self.ready_timeout = ready_timeout
+        self.info = self.method = self.zdim = self.box = self.apix = None
+        self._start_error = None
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._answers = queue.Queue()
@@ -74,15 +79,33 @@ class DecoderClient:
         ]
         for t in self._readers:
             t.start()
-        try:
-            self.info = self._wait_ready(ready_timeout)
-        except BaseException:
-            self._kill()
-            raise
-        self.method = self.info.get("method")
-        self.zdim = int(self.info["zdim"]) if self.info.get("zdim") is not None else None
-        self.box = int(self.info["box"]) if self.info.get("box") is not None else None
-        self.apix = float(self.info["apix"]) if self.info.get("apix") is not None else None
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self):
+        """Wait for the server's ready line (once; at most ``ready_timeout`` seconds from here);
+        returns ``info``. DecoderError (the server stopped) again on every call when it failed."""
+        with self._lock:
+            if self.info is None and self._start_error is None:
+                try:
+                    info = self._wait_ready(self.ready_timeout)
+                except BaseException as e:
+                    self._start_error = e if isinstance(e, DecoderError) else DecoderError(str(e))
+                    self._kill()
+                    raise
+                self.method = info.get("method")
+                self.zdim = int(info["zdim"]) if info.get("zdim") is not None else None
+                self.box = int(info["box"]) if info.get("box") is not None else None
+                self.apix = float(info["apix"]) if info.get("apix") is not None else None
+                self.info = info
+            if self._start_error is not None:
+                raise self._start_error
+            return self.info
+
+    @property
+    def ready(self):
+        """True once the server said it is ready."""
+        return self.info is not None
 
     # ------------------------------------------------------------------------- reading
     def _read_stdout(self):
@@ -176,6 +199,7 @@ class DecoderClient:
         """Send one request (a dict; its ``id`` is set here) and return the server's answer."""
         if self._closed:
             raise DecoderError("decoder server already closed")
+        self.wait_ready()
         with self._lock:
             rid = next(self._ids)
             payload = dict(payload, id=rid)
@@ -197,6 +221,7 @@ class DecoderClient:
     def decode(self, z_list, box=None, timeout=None):
         """Maps at latent points ``z_list`` ((n, zdim) or one vector) -> list of (D, D, D) float32
         arrays (``vol[z, y, x]``). ``box``: decode at this box size (None: the model's)."""
+        self.wait_ready()
         z = self._points(z_list)
         msg = self.request({"z": z.tolist(), "box": box, "out": None}, timeout=timeout)
         shape = tuple(int(s) for s in msg["shape"])
@@ -212,6 +237,7 @@ class DecoderClient:
     def decode_to_files(self, z_list, out_dir, box=None, timeout=None):
         """Write the maps at ``z_list`` into ``out_dir`` (MRC, written by the server); returns
         their paths."""
+        self.wait_ready()
         z = self._points(z_list)
         out_dir = os.path.abspath(str(out_dir))
         os.makedirs(out_dir, exist_ok=True)
@@ -236,6 +262,9 @@ class DecoderClient:
     def close(self, timeout=5.0):
         """Ask the server to quit, wait ``timeout`` seconds, then kill it. Idempotent."""
         if self._closed:
+            return
+        if self.info is None:                    # still loading its model (or failed): nothing to wait for
+            self._kill()
             return
         with self._lock:
             self._closed = True

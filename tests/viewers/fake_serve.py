@@ -1,10 +1,12 @@
 """A fake decoder server for the viewer tests: it speaks the ``flexplugin serve`` protocol with
 numpy only (no torch). Its map has two Gaussian blobs, one moved by z[0], z[1] and scaled by z[2].
-``--die`` fails at start as a server with a missing checkpoint does."""
+``--die`` fails at start as a server with a missing checkpoint does; ``--delay S`` waits S seconds
+before its ready line, as a server loading its model does."""
 import base64
 import json
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -23,6 +25,8 @@ def main():
     if "--die" in sys.argv:
         sys.stderr.write("error: model.pt: no such checkpoint\n")
         sys.exit(2)
+    if "--delay" in sys.argv:
+        time.sleep(float(sys.argv[sys.argv.index("--delay") + 1]))
     print(json.dumps({"ready": True, "method": "fake", "zdim": ZDIM, "box": BOX, "apix": APIX}),
           flush=True)
     for line in sys.stdin:
