@@ -97,6 +97,10 @@ def main(argv=None):
                     help="simulated defocus range in Å (e.g. 5000 40000: a wide spread, for "
                          "--hetsiren-args --decouple); |Spearman(PC1 of z, defocus)| is reported "
                          "for every run")
+    ap.add_argument("--hidden-bfactor", nargs=2, type=float, metavar=("AT_MIN", "AT_MAX"),
+                    help="images blurred by a B-factor (Å^2) rising with the defocus that the "
+                         "particle file does not record (`flexplugin simulate --hidden-bfactor`): "
+                         "a defocus-dependent effect for z to absorb, for --decouple")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=os.path.join(HERE, "out", "hetsiren_motion"))
     a = ap.parse_args(argv)
@@ -106,7 +110,8 @@ def main(argv=None):
     cli("simulate", "--out", data, "--n", a.n, "--box", a.box, "--apix", a.apix, "--snr", a.snr,
         "--seed", a.seed, "--states", a.states,
         *(["--defocus-min", a.defocus_range[0], "--defocus-max", a.defocus_range[1]]
-          if a.defocus_range else []), env=env)
+          if a.defocus_range else []),
+        *(["--hidden-bfactor", *a.hidden_bfactor] if a.hidden_bfactor else []), env=env)
     results = {"config": vars(a)}
     focus = []
     if a.focus:

@@ -52,7 +52,8 @@ def cmd_simulate(a):
     simulate(a.out, n=a.n, box=a.box, apix=a.apix, snr=a.snr, seed=a.seed, states=a.states,
              volumes=a.volumes, structure=a.structure, continuous=a.continuous, max_angle=a.max_angle,
              defocus=(a.defocus_min, a.defocus_max), voltage=a.voltage, cs=a.cs,
-             amp_contrast=a.amp_contrast, max_shift=a.max_shift, log=log)
+             amp_contrast=a.amp_contrast, max_shift=a.max_shift, hidden_bfactor=a.hidden_bfactor,
+             log=log)
 
 
 def cmd_check(a):
@@ -336,6 +337,11 @@ def build_parser():
     p.add_argument("--cs", type=float, default=2.7, help="spherical aberration, mm")
     p.add_argument("--amp-contrast", type=float, default=0.1)
     p.add_argument("--max-shift", type=float, help="largest shift in pixels (default box/16)")
+    p.add_argument("--hidden-bfactor", type=float, nargs=2, metavar=("AT_MIN", "AT_MAX"),
+                   help="an envelope the particle file does not record: each image blurred by a "
+                        "B-factor (Å^2) rising linearly with its defocus, from AT_MIN at "
+                        "--defocus-min to AT_MAX at --defocus-max (as the spatial coherence of the "
+                        "beam does); the star and .cs keep B = 0")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("check", help="read a particle set and report on it, or say what is wrong")

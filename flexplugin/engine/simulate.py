@@ -180,8 +180,14 @@ def _state_t(states):
 
 def simulate(out, n, box, apix, snr, seed=0, states=4, volumes=None, structure=None,
              continuous=False, max_angle=60.0, defocus=(10000.0, 25000.0), astigmatism=500.0,
-             voltage=300.0, cs=2.7, amp_contrast=0.1, max_shift=None, chunk=512, log=print):
-    """Write a synthetic particle set to ``out`` and return its ParticleTable."""
+             voltage=300.0, cs=2.7, amp_contrast=0.1, max_shift=None, hidden_bfactor=None,
+             chunk=512, log=print):
+    """Write a synthetic particle set to ``out`` and return its ParticleTable.
+
+    ``hidden_bfactor`` (b_min, b_max): the images are blurred by a B-factor envelope rising
+    linearly with the defocus, from b_min (Å^2) at ``defocus[0]`` to b_max at ``defocus[1]``,
+    which the particle file does not record (its B stays 0): a defocus-dependent loss of contrast
+    that the CTF model does not know, as the beam's partial spatial coherence gives."""
     from .io import write_star, write_cs
     os.makedirs(os.path.join(out, "gt_volumes"), exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -197,9 +203,15 @@ def simulate(out, n, box, apix, snr, seed=0, states=4, volumes=None, structure=N
                     np.full(n, voltage), np.full(n, cs), np.full(n, amp_contrast),
                     np.zeros(n), np.zeros(n)], axis=1)
 
+    ctf_images = ctf
+    if hidden_bfactor is not None:
+        frac = (dfu - defocus[0]) / max(defocus[1] - defocus[0], 1e-9)
+        ctf_images = ctf.copy()
+        ctf_images[:, 7] = hidden_bfactor[0] + frac * (hidden_bfactor[1] - hidden_bfactor[0])
+
     def clean(sel):
         img = source.images(rotations[sel], shifts_px[sel], labels[sel], None if t is None else t[sel])
-        return ifft2_center(fft2_center(img) * ctf_2d(box, apix, ctf[sel])).real
+        return ifft2_center(fft2_center(img) * ctf_2d(box, apix, ctf_images[sel])).real
 
     # Noise level from the mean signal variance over (up to) 1000 images.
     probe = np.arange(min(n, 1000))
@@ -231,6 +243,7 @@ def simulate(out, n, box, apix, snr, seed=0, states=4, volumes=None, structure=N
         json.dump(dict(n=n, box=box, apix=apix, snr=snr, seed=seed, states=k, continuous=continuous,
                        volumes=volumes, structure=structure, max_angle=max_angle, defocus=list(defocus),
                        voltage=voltage, cs=cs, amp_contrast=amp_contrast, max_shift_px=max_shift,
+                       hidden_bfactor=None if hidden_bfactor is None else list(hidden_bfactor),
                        noise_sd=noise_sd, signal_var=sig_var), f, indent=1)
     log("simulate: wrote %s (%d particles, %d states, box %d, %.3f Å/px, SNR %g)"
         % (out, n, k, box, apix, snr))

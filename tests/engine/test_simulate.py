@@ -41,6 +41,29 @@ def test_noise_level_follows_snr(tmp_path):
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] < 0.95    # the arm moved
 
 
+def test_hidden_bfactor_blurs_with_defocus_unrecorded(tmp_path):
+    """--hidden-bfactor: the same particles (seed) lose high-frequency power as their defocus rises,
+    and the particle file still says B = 0."""
+    common = ("--n", 200, "--box", 32, "--snr", 0, "--states", 1, "--seed", 3,
+              "--defocus-min", 5000, "--defocus-max", 40000)
+    assert run_cli("simulate", "--out", tmp_path / "plain", *common) == 0
+    assert run_cli("simulate", "--out", tmp_path / "blur", *common, "--hidden-bfactor", 0, 400) == 0
+    plain, blur = (read_particles(tmp_path / k / "particles.star") for k in ("plain", "blur"))
+    assert not blur.ctf[:, 7].any()
+    np.testing.assert_allclose(blur.ctf, plain.ctf)
+
+    def high_power(table):
+        f = np.fft.fftshift(np.fft.fft2(ImageSource(table).get(np.arange(200))), axes=(1, 2))
+        k = np.hypot(*np.meshgrid(np.arange(32) - 16, np.arange(32) - 16))
+        return (np.abs(f[:, (k > 8) & (k < 16)]) ** 2).sum(1)
+
+    ratio = high_power(blur) / high_power(plain)
+    defocus = plain.ctf[:, 0]
+    assert np.all(ratio <= 1 + 1e-6)
+    assert ratio[defocus < 10000].mean() > 0.6 and ratio[defocus > 35000].mean() < 0.2
+    assert json.loads((tmp_path / "blur" / "simulation.json").read_text())["hidden_bfactor"] == [0, 400]
+
+
 def test_volumes_source_reconstructs(tmp_path):
     """Particles projected from a given map (Fourier slices + phase-ramp shifts) reconstruct it."""
     ref = tmp_path / "ref"
