@@ -23,7 +23,7 @@ shows pictures a run saved, e.g. those of a landscape analysis (:func:`saved_plo
 The program's first act is a small "Loading ..." window (:class:`~.loading.LoadingWindow`: a busy
 cursor and a status line naming the step under way), up before pyworkflow, the data and the
 plotting modules are loaded; it goes when the window with the content is shown. The landscape's
-map decoder loads its model meanwhile (a click before it is ready waits for it).
+map decoder loads its model while the window is drawn (a click before it is ready waits for it).
 """
 import argparse
 import json
@@ -212,12 +212,6 @@ def decoder_for(flexSet, wait=True):
     return DecoderClient(["bash", "-c", line], env=dict(Plugin.getEnviron()), wait=wait)
 
 
-def _has_z(flexSet):
-    """Whether the set's particles carry latent vectors (its first one does)."""
-    first = flexSet.getFirstItem()
-    return first is not None and np.size(first.getZFlex()) > 0
-
-
 def selection_path(folder, name):
     """A new file for a selection: the name's letters and digits plus the time."""
     stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in (name or "selection"))[:40]
@@ -311,38 +305,30 @@ def run_landscape(a):
     project = load_project(a.project)
     prot = project.getProtocol(a.protocol)
     flexSet = getattr(prot, a.output)
-    decoder = None
-    if not a.no_decoder and _has_z(flexSet):
-        _step("Starting the map decoder\u2026")
-        decoder = decoder_for(flexSet, wait=False)          # loads its model while the particles are read
-    try:
-        return _landscape_window(a, project, prot, flexSet, decoder)
-    finally:
-        if decoder is not None:
-            decoder.close()
-
-
-def _landscape_window(a, project, prot, flexSet, decoder):
     _step("Reading %s particles\u2026" % format(flexSet.getSize(), ","))
     analysis = read_analysis(landscape_folder(project, prot))
     ids, z, zred, axis, attributes = landscape_data(flexSet, prot, analysis)
-    if not z.shape[1]:
-        decoder = None
     app = _app()
-    _step("Drawing the landscape\u2026")
-    from .landscape_window import LandscapeWindow
-    folder = _runPath(project, prot, "extra", "selections")
-    os.makedirs(folder, exist_ok=True)
-    window = LandscapeWindow(zred, z=z, ids=ids, attributes=attributes, decoder=decoder,
-                             on_subset=subset_launcher(project, prot, a.output, folder), axis_labels=axis,
-                             color_by="class" if "class" in attributes else None,
-                             apix=flexSet.getSamplingRate() * flexSet.getXDim()
-                             / flexSet.getFlexInfo().getAttr("boxSize"),
-                             title=a.title or "%s \u2014 landscape (%s)" % (prot.getRunName(), a.output))
-    if decoder is not None and os.environ.get("FLEXPLUGIN_SCREENSHOT"):
-        window.pick_index(0)
-        window.wait_for_decode()
-    return _show(app, window)
+    # the decoder loads its model while the window is drawn and looked at (a click waits for it)
+    decoder = decoder_for(flexSet, wait=False) if z.shape[1] and not a.no_decoder else None
+    try:
+        _step("Drawing the landscape\u2026")
+        from .landscape_window import LandscapeWindow
+        folder = _runPath(project, prot, "extra", "selections")
+        os.makedirs(folder, exist_ok=True)
+        window = LandscapeWindow(zred, z=z, ids=ids, attributes=attributes, decoder=decoder,
+                                 on_subset=subset_launcher(project, prot, a.output, folder), axis_labels=axis,
+                                 color_by="class" if "class" in attributes else None,
+                                 apix=flexSet.getSamplingRate() * flexSet.getXDim()
+                                 / flexSet.getFlexInfo().getAttr("boxSize"),
+                                 title=a.title or "%s \u2014 landscape (%s)" % (prot.getRunName(), a.output))
+        if decoder is not None and os.environ.get("FLEXPLUGIN_SCREENSHOT"):
+            window.pick_index(0)
+            window.wait_for_decode()
+        return _show(app, window)
+    finally:
+        if decoder is not None:
+            decoder.close()
 
 
 def output_maps(project, prot, outputName):

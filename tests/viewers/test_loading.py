@@ -67,7 +67,6 @@ def test_landscape_window_opens_while_the_decoder_starts(qapp, tmp_path, monkeyp
     script, make_map = fake_server
     project, prot, _ = landscape_run(tmp_path, n=12, zdim=4)
     particles = prot.outputParticles
-    particles.getFirstItem = lambda: particles[0]
     particles.getSize = lambda: len(particles)
     particles.getSamplingRate, particles.getXDim = (lambda: 4.0), (lambda: 24)
     particles.getFlexInfo = lambda: Obj(getAttr=lambda name: 24)
