@@ -72,6 +72,11 @@ RUNS = {
     "c_joint_z2_centred": ("c", dict(center_input=True), "resnet"),
     "c_joint_z2_centred_lr3e-4": ("c", dict(center_input=True, lr=3e-4), "resnet"),
     "c_joint_z2_centred_lr1.5e-4": ("c", dict(center_input=True, lr=1.5e-4), "resnet"),
+    # the decoder rendering at the given poses for the first 4 epochs / throughout
+    "c_joint_z2_centred_lr3e-4_given4": ("c", dict(center_input=True, lr=3e-4, given_pose_epochs=4),
+                                         "resnet"),
+    "c_joint_z2_centred_lr3e-4_given12": ("c", dict(center_input=True, lr=3e-4, given_pose_epochs=12),
+                                          "resnet"),
 }
 
 
