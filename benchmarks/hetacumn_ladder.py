@@ -72,6 +72,9 @@ RUNS = {
     "c_joint_z2_centred": ("c", dict(center_input=True), "resnet"),
     "c_joint_z2_centred_lr3e-4": ("c", dict(center_input=True, lr=3e-4), "resnet"),
     "c_joint_z2_centred_lr1.5e-4": ("c", dict(center_input=True, lr=1.5e-4), "resnet"),
+    "b_resnet16_centred_zero": ("b", dict(zdim=1, center_input=True, enc_zero_init=True), "resnet"),
+    "c_joint_z2_centred_lr3e-4_zero": ("c", dict(center_input=True, lr=3e-4, enc_zero_init=True),
+                                       "resnet"),
     # the decoder rendering at the given poses for the first 4 epochs / throughout
     "c_joint_z2_centred_lr3e-4_given4": ("c", dict(center_input=True, lr=3e-4, given_pose_epochs=4),
                                          "resnet"),

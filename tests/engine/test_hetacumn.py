@@ -192,6 +192,37 @@ def test_encoder_stem_by_box():
     assert stem_for_box("imagenet", 32) == "imagenet"
 
 
+def test_residual_blocks_can_start_as_the_identity():
+    from flexplugin.engine.methods.hetacumn import ResNet18
+    net = ResNet18(4, 32, pool=False, stem="small", zero_init_residual=True)
+    block = net.blocks[1]                               # 4 -> 4 channels, stride 1: no shortcut
+    x = torch.randn(2, 4, 8, 8)
+    assert block.down is None and torch.allclose(block(x), torch.relu(x))
+    plain = ResNet18(4, 32, pool=False, stem="small").blocks[1]
+    assert not torch.allclose(plain(x), torch.relu(x))
+
+
+def test_given_shift_centres_the_encoder_input():
+    """center_input: an image whose particle sits off-centre, with that offset as its given shift,
+    is encoded as the centred image with no shift (z from the same features); without it, not."""
+    from flexplugin.engine.methods.base import DataInfo
+    from flexplugin.engine.methods.hetacumn import HetACUMN
+    x = torch.zeros(2, 32, 32)
+    x[:, 12:20, 13:21] = torch.randn(2, 8, 8)
+    tx, ty = 3, -2                                     # px; moving the image by +t centres it
+    off = torch.roll(x, shifts=(-ty, -tx), dims=(-2, -1))
+    eye = torch.eye(3).expand(2, 3, 3)
+    for center in (True, False):
+        torch.manual_seed(0)
+        m = HetACUMN(HetACUMN.Config(zdim=2, enc_dim=4, head_dim=8, dec_dim=8, dec_layers=1,
+                                     ignore_poses=False, center_input=center),
+                     DataInfo(box=32, apix=3.0)).eval()
+        with torch.no_grad():
+            mu_off = m._encode(off, given=(eye, torch.tensor([[tx, ty]] * 2, dtype=torch.float32)))[2]
+            mu_c = m._encode(x, given=(eye, torch.zeros(2, 2)))[2]
+        assert torch.allclose(mu_off, mu_c, atol=1e-4) == center
+
+
 def test_random_fourier_features_have_cryodrgn_scale():
     """Gaussian features sin(b . K), b ~ N(0, (sigma D/2)^2) with K in box fractions, without 2 pi
     (cryoDRGN's --pe-type gaussian): at sigma 0.5, D=64 the frequencies' spread is 16 rad."""

@@ -139,7 +139,8 @@ class HetACUMN(Method):
         super().__init__(config, data_info, inputs)
         d = data_info.box
         self.encoder = ResNet18(config.enc_dim, d, pool=config.enc_pool,
-                                stem=stem_for_box(config.enc_stem, d))
+                                stem=stem_for_box(config.enc_stem, d),
+                                zero_init_residual=config.enc_zero_init)
         nf = self.encoder.n_features
         # Refinement of given poses: the pose heads also see the given pose (6D + shift).
         self.refine = not config.ignore_poses

@@ -34,7 +34,7 @@ class ResNet18(nn.Module):
     last map is D/8 wide). At D <= 32 the ImageNet stem leaves a 1x1 map, which keeps nothing of
     where the particle is."""
 
-    def __init__(self, width, box, pool=True, stem="imagenet"):
+    def __init__(self, width, box, pool=True, stem="imagenet", zero_init_residual=False):
         super().__init__()
         if stem == "imagenet":
             self.stem = nn.Sequential(nn.Conv2d(1, width, 7, 2, 3, bias=False), nn.BatchNorm2d(width),
@@ -52,6 +52,9 @@ class ResNet18(nn.Module):
             blocks += [_BasicBlock(cin, cout, stride), _BasicBlock(cout, cout, 1)]
             cin = cout
         self.blocks = nn.Sequential(*blocks)
+        if zero_init_residual:            # each block starts as the identity (its last BN scale 0)
+            for b in blocks:
+                nn.init.zeros_(b.bn2.weight)
         self.pool = pool
         side = box
         for _ in range(halvings + 3):          # the stem's and the three stride-2 stages'
