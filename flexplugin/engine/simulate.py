@@ -27,7 +27,7 @@ import torch
 from ..constants import ROTATIONS_FILE, SHIFTS_FILE
 from .geometry import so3
 from .geometry.ctf import ctf_2d
-from .geometry.fourier import fft2_center, ifft2_center, phase_shift_2d, freqs_1d
+from .geometry.fourier import fft2_center, ifft2_center, freqs_1d, shift_images
 from .geometry.projection import project_fourier
 from .io import mrc as mrcio
 from .io.table import ParticleTable
@@ -127,7 +127,7 @@ class _VolumeSource:
         for k in np.unique(labels):
             sel = np.nonzero(labels == k)[0]
             proj = project_fourier(self.vols[k], rot[sel])
-            out[sel] = ifft2_center(phase_shift_2d(fft2_center(proj), -torch.as_tensor(shifts_px[sel]))).real.float()
+            out[sel] = shift_images(proj, -torch.as_tensor(shifts_px[sel])).float()
         return out
 
 

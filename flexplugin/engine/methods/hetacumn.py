@@ -79,9 +79,9 @@ from ..geometry.ctf import ctf_2d
 from ..geometry.fourier import (
     fft2_center,
     freqs_1d,
-    ifft2_center,
     iht2_center,
     phase_shift_2d,
+    shift_images,
     soft_circular_window,
 )
 from ..configs import HetACUMNConfig
@@ -179,19 +179,17 @@ class HetACUMN(Method):
     def _encode(self, x, with_z=True, given=None):
         """Real images (B, D, D) -> (rotations (B, 3, 3), shifts px (B, 2), mu, logvar or None).
         When refining, ``given`` = (rotations, shifts px) of the images (None: identity, 0)."""
-        x = x.float()
+        x, pose = x.float(), None
         if self.refine:
             n = len(x)
             if given is None:
                 given = (torch.eye(3, device=x.device).expand(n, 3, 3), x.new_zeros(n, 2))
             g_rot, g_t = given[0].float(), given[1].float()
             if self.config.center_input:         # the particle moved to the centre
-                x = ifft2_center(phase_shift_2d(fft2_center(x), g_t)).real
-        h = self.encoder(x)
-        hp = h
-        if self.refine:
+                x = shift_images(x, g_t)
             pose = torch.cat([g_rot[:, :2].flatten(1), g_t / self.data_info.box], 1)
-            hp = torch.cat([h, pose.to(h.dtype)], 1)
+        h = self.encoder(x)
+        hp = h if pose is None else torch.cat([h, pose.to(h.dtype)], 1)
         rot = so3.sixd_to_matrix_torch(self.rot_head(hp).float())
         shift = self.shift_head(hp).float()
         if self.refine:
@@ -377,7 +375,7 @@ class HetACUMN(Method):
             # Hartley values are HT(x) / D: the real image is D * iht2(h); the particle sits at
             # -shift (moving the image by +shift centres it, as for the data).
             x = iht2_center(h.view(n, d, d)) * d
-            clean = ifft2_center(phase_shift_2d(fft2_center(x), -shift)).real
+            clean = shift_images(x, -shift)
             signal = clean[:, self.disc].var(1).mean()
             sigma = torch.sqrt(signal / self.current_snr())
             noisy = (clean + sigma * torch.randn_like(clean)) * self.window
