@@ -80,6 +80,12 @@ RUNS = {
                                          "resnet"),
     "c_joint_z2_centred_lr3e-4_given12": ("c", dict(center_input=True, lr=3e-4, given_pose_epochs=12),
                                           "resnet"),
+    # the KL weight at cryoDRGN's scale (beta / N_pixels = 0.5 / 804 ~ 6e-4 at D=32, zdim 2)
+    "c_joint_z2_centred_lr3e-4_kl1e-3": ("c", dict(center_input=True, lr=3e-4, lambda_z=1e-3),
+                                         "resnet"),
+    # the decoder at lr 1e-3 (cryoDRGN's demo rate for the same decoder), the encoder at 3e-4
+    "c_joint_z2_centred_lr3e-4_dec1e-3": ("c", dict(center_input=True, lr=3e-4, dec_lr_scale=10 / 3),
+                                          "resnet"),
 }
 
 

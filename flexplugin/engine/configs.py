@@ -84,6 +84,8 @@ class HetACUMNConfig(BaseConfig):
                                   # 0.52/0.75 against 0.39/0.56 at epoch 4), joint training not
                                   # (0.70/0.87 against 0.72/0.87 at epoch 12): off
     head_dim: int = 256           # hidden width of the three heads [HetACUMN, App. A1]
+    dec_lr_scale: float = 1.0     # the decoder's learning rate as a multiple of lr (ours; 1: one rate,
+                                  # as the paper)
     dec_dim: int = 256            # decoder width [HetACUMN, App. A2]
     dec_layers: int = 3           # decoder hidden residual layers (the paper gives none: the default of
                                   # cryoFIRE's published code [cryoFIRE])

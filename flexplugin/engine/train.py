@@ -72,13 +72,16 @@ def _no_cuda_reason():
 
 
 def _adam(model, cfg):
-    """Adam with the fused (one kernel for all parameters) implementation where torch has it for
-    the device: the same update as the per-parameter loop, ~4x less optimizer time per step."""
+    """Adam over the model's parameter groups (each at the run's learning rate times its
+    ``lr_scale``), with the fused (one kernel for all parameters) implementation where torch has
+    it for the device: the same update as the per-parameter loop, ~4x less optimizer time per
+    step."""
+    groups = [dict(params=g["params"], lr=cfg.lr * g.get("lr_scale", 1.0))
+              for g in model.parameter_groups()]
     try:
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                fused=True)
+        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def _config(cls, config):

@@ -223,6 +223,26 @@ def test_given_shift_centres_the_encoder_input():
         assert torch.allclose(mu_off, mu_c, atol=1e-4) == center
 
 
+def test_decoder_learning_rate_scale_gives_the_decoder_its_own_group():
+    """dec_lr_scale: the decoder's parameters (and only they) train at that multiple of lr; at 1,
+    one group of every parameter (the optimizer state of earlier checkpoints)."""
+    from flexplugin.engine.methods.base import DataInfo
+    from flexplugin.engine.methods.hetacumn import HetACUMN
+    from flexplugin.engine.train import _adam
+    small = dict(zdim=2, enc_dim=4, head_dim=8, dec_dim=8, dec_layers=1, lr=1e-3)
+    for scale in (1.0, 2.5):
+        m = HetACUMN(HetACUMN.Config(dec_lr_scale=scale, **small), DataInfo(box=32, apix=3.0))
+        groups = _adam(m, m.config).param_groups
+        ids = [id(p) for g in groups for p in g["params"]]
+        assert sorted(ids) == sorted(id(p) for p in m.parameters())      # each once
+        if scale == 1:
+            assert len(groups) == 1 and groups[0]["lr"] == 1e-3
+            continue
+        dec = {id(p) for p in m.decoder.parameters()}
+        assert [g["lr"] for g in groups] == [1e-3, 2.5e-3]
+        assert {id(p) for p in groups[1]["params"]} == dec
+
+
 def test_random_fourier_features_have_cryodrgn_scale():
     """Gaussian features sin(b . K), b ~ N(0, (sigma D/2)^2) with K in box fractions, without 2 pi
     (cryoDRGN's --pe-type gaussian): at sigma 0.5, D=64 the frequencies' spread is 16 rad."""

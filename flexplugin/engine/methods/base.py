@@ -105,6 +105,11 @@ class Method(torch.nn.Module):
     def training_step(self, batch):
         raise NotImplementedError
 
+    def parameter_groups(self):
+        """The optimizer's parameter groups (dicts of ``params`` and optionally ``lr_scale``, a
+        factor on the run's learning rate); by default one group of every parameter."""
+        return [dict(params=list(self.parameters()))]
+
     def write_results(self, out, z):
         """Method-specific result files written into ``out`` at the end of training, given every
         particle's latent vector ``z`` (N, zdim) (default: none)."""

@@ -175,6 +175,16 @@ class HetACUMN(Method):
         # Running sums for the SNR estimate: images seen, sum of image and of noise variances.
         self.register_buffer("snr_stats", torch.zeros(3, dtype=torch.float64))
 
+    def parameter_groups(self):
+        """One group, or with ``dec_lr_scale`` != 1 the decoder's parameters in a group of their
+        own at that multiple of the learning rate."""
+        if self.config.dec_lr_scale == 1:
+            return super().parameter_groups()
+        dec = [p for k, p in self.named_parameters() if k.startswith(("decoder.", "pe."))]
+        ids = {id(p) for p in dec}
+        return [dict(params=[p for p in self.parameters() if id(p) not in ids]),
+                dict(params=dec, lr_scale=self.config.dec_lr_scale)]
+
     # -- encoder ---------------------------------------------------------------------------------
     def _encode(self, x, with_z=True, given=None):
         """Real images (B, D, D) -> (rotations (B, 3, 3), shifts px (B, 2), mu, logvar or None).
