@@ -22,7 +22,8 @@ class ProtFlexHetSiren(ProtFlexTrainBase):
     _optionalInputs = ("mask", "reference")
     _methodOptions = {"refinePoses": "--refine-poses", "decouple": "--decouple", "lossType": "--loss",
                       "encoderType": "--encoder", "learningRate": "--lr", "l1Weight": "--l1",
-                      "changeWeight": "--delta-l2", "halfResolutionLoss": "--multires"}
+                      "changeWeight": "--delta-l2", "halfResolutionLoss": "--multires",
+                      "referenceEnvelope": "--ref-envelope"}
 
     def _defineMethodParams(self, form):
         default = self._optionDefault
@@ -70,6 +71,16 @@ class ProtFlexHetSiren(ProtFlexTrainBase):
                            "default: on), and gave maps about 0.5 Å closer to the truth when off "
                            "at a box of 64 and SNR 0.1. The authors' released program compares "
                            "at full size only (off).")
+        form.addParam("referenceEnvelope", params.BooleanParam, default=default("referenceEnvelope"),
+                      expertLevel=params.LEVEL_ADVANCED, label="Match the reference to the data?",
+                      help="With a reference map: before training, fit per resolution shell the "
+                           "factor that makes the reference's projections match the images (a "
+                           "reference that is low-pass filtered, sharpened or scaled differently "
+                           "from the particles), and apply it to every projection. The maps "
+                           "written keep the reference's own filtering, and outside the mask they "
+                           "are the reference. Without it a mismatched reference leaves a "
+                           "view-dependent residual that the latent space learns instead of the "
+                           "conformation. No effect without a reference.")
 
     def _citations(self):
         return ["Herreros2025"]
