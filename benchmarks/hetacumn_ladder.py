@@ -44,9 +44,10 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
 BOX, APIX = 32, 3.0
-# The demo's HetACUMN (flexplugin/demo.py, SETTINGS["hetacumn"]).
-# The runs without ``center_input`` measured the uncentred encoder input (before it was the
-# default).
+# The demo's HetACUMN as the ladder began (flexplugin/demo.py, SETTINGS["hetacumn"], since moved
+# to lr 3e-4, the decoder at 1e-3 and 16 epochs: the run "c_joint_z2_centred_lr3e-4_dec1e-3" with
+# --epochs 16). The runs without ``center_input`` measured the uncentred encoder input (before it
+# was the default).
 DEMO = dict(zdim=2, ignore_poses=False, fch_epochs=0, enc_dim=16, lr=1e-3, batch_size=16,
             center_input=False)
 ORACLE_JITTER = 0.05

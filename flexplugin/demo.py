@@ -37,8 +37,9 @@ SETTINGS = {
     # with its focus: a consensus map as reference and a soft sphere around the moving arm
     "hetsiren": dict(epochs=15, train=dict(zDim=4, learningRate=3e-4, batchSize=16)),
     # the simulated poses refined (ab initio pose learning needs far more images than a demo)
-    "hetacumn": dict(epochs=12, train=dict(zDim=2, useInputPoses=True, frozenEpochs=0, encoderWidth=16,
-                                           learningRate=3e-4, batchSize=16)),
+    # (the encoder at lr 3e-4, the decoder at 1e-3)
+    "hetacumn": dict(epochs=16, train=dict(zDim=2, useInputPoses=True, frozenEpochs=0, encoderWidth=16,
+                                           learningRate=3e-4, decoderLrScale=10 / 3, batchSize=16)),
     "cryosphere": dict(epochs=15, train=dict(zDim=2, numSegments=4, numStructures=4,
                                              learningRate=1e-3, batchSize=16)),
 }

@@ -19,7 +19,7 @@ class ProtFlexHetAcumn(ProtFlexTrainBase):
     _defaultEpochs = 100    # the paper's schedule: 50 epochs with the conformation head frozen, then 50
     _methodOptions = {"useInputPoses": "--no-ignore-poses", "frozenEpochs": "--fch-epochs",
                       "auxiliaryTask": "--cpp", "learningRate": "--lr", "encoderWidth": "--enc-dim",
-                      "klWeight": "--lambda-z"}
+                      "klWeight": "--lambda-z", "decoderLrScale": "--dec-lr-scale"}
 
     def _defineMethodParams(self, form):
         default = self._optionDefault
@@ -52,6 +52,13 @@ class ProtFlexHetAcumn(ProtFlexTrainBase):
                            "may merge similar states); smaller ones let z spread to fit the images. "
                            "It applies once the conformation head is trained (after 'Epochs before "
                            "conformation').")
+        form.addParam("decoderLrScale", params.FloatParam, default=default("decoderLrScale"),
+                      validators=[params.Positive], expertLevel=params.LEVEL_ADVANCED,
+                      label="Decoder learning rate factor",
+                      help="The decoder's learning rate as a multiple of the learning rate above (1: "
+                           "one rate, as the paper). With input poses on small sets the encoder learns "
+                           "best at a low rate and the decoder at a higher one: 3.33 (encoder 3e-4, "
+                           "decoder 1e-3) ordered the states slightly better in our tests.")
 
     def _validate(self):
         errors = ProtFlexTrainBase._validate(self)
