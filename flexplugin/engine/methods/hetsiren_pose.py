@@ -13,7 +13,7 @@ from ..geometry.so3 import axis_angle_to_matrix_torch, clamp_norm_torch
 
 class LocalPoseRefinement:
     """Mixed into :class:`~flexplugin.engine.methods.hetsiren.HetSIREN`: uses its config, data
-    info, voxel coordinates, blur, window and Fourier derivative grid."""
+    info, voxel coordinates, blur, reference envelope, window and Fourier derivative grid."""
 
     def _remember(self, idx, corr):
         idx = idx.long().cpu()
@@ -48,6 +48,8 @@ class LocalPoseRefinement:
         a0 = p // 2 - d // 2
         filt = self.blur if ctf is None else self.blur * ctf_2d(p, self.data_info.apix, ctf,
                                                                 device=img.device)
+        if self.envelope is not None:            # the image model's, as in ``_filter``
+            filt = filt * self.envelope
         kx, ky = self.dgrid[..., 0], self.dgrid[..., 1]
         pix = torch.arange(d, dtype=torch.float32, device=img.device)
         max_w = math.radians(cfg.max_delta_deg)
