@@ -29,7 +29,7 @@ Image model [HetSIREN, Eq. 1]. The voxel centres r (pixels from the centre) are 
 splatted bilinearly onto the image (``geometry.projection.splat_bilinear``): a line integral
 along z. The projection is zero-padded ``ctf_pad``-fold, multiplied in Fourier space by the CTF (our
 RELION formula, protein bright) and by an optional Gaussian blur, cropped back and multiplied by
-the same soft circular window as the data. With a reference map (and ``ref_envelope``) the
+the same soft circular window as the data. With a reference map and ``ref_envelope`` the
 Fourier filter also holds the reference's radial envelope, fitted to the data once at the start
 (``_fit_envelope``), so a reference filtered or scaled otherwise than the images projects as
 the data. Voxel values are in units of the scale-normalised
