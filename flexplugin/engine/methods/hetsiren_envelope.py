@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from ..geometry.fourier import fft2_center, freqs_1d
+from ..geometry.fourier import fft2_center, freqs_1d, radial_index
 
 # The reference's radial envelope (``_fit_envelope``): particles it is fitted on, its largest
 # factor, and the significance of a shell's correlation (in units of 1 / sqrt(samples)).
@@ -29,8 +29,7 @@ class ReferenceEnvelope:
         d = self.data_info.box
         if len(rows) > ENVELOPE_IMAGES:
             rows = np.sort(np.random.default_rng(0).choice(rows, ENVELOPE_IMAGES, replace=False))
-        f = freqs_1d(d) * d
-        shell = torch.sqrt(f[None, :] ** 2 + f[:, None] ** 2).round().long().reshape(-1)
+        shell = radial_index(d, 2).reshape(-1)
         n_s = d // 2 + 1
         keep = shell < n_s
         shell = shell[keep]
