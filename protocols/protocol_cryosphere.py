@@ -27,7 +27,7 @@ class ProtFlexCryoSphere(ProtFlexTrainBase):
     _requiredInputs = ("atomic_model",)
     _methodOptions = {"numSegments": "--segments", "continuityWeight": "--continuity-weight",
                       "clashWeight": "--clash-weight", "learningRate": "--lr",
-                      "segmentsLearningRate": "--lr-segments"}
+                      "segmentsLearningRate": "--lr-segments", "includeLigands": "--ligands"}
     _possibleOutputs = dict(ProtFlexTrainBase._possibleOutputs, outputStructures="SetOfAtomStructFlex")
 
     def _defineMethodParams(self, form):
@@ -39,6 +39,14 @@ class ProtFlexCryoSphere(ProtFlexTrainBase):
         form.addParam("numStructures", params.IntParam, default=5, validators=[params.GE(1)],
                       label="Models to write",
                       help="Models decoded at this many k-means centres of the latent space.")
+        form.addParam("includeLigands", params.BooleanParam, default=default("includeLigands"),
+                      label="Include heavy ligands?",
+                      help="Yes: every ligand of at least 10 non-hydrogen atoms (cofactors, hemes, "
+                           "glycans, drugs) is one pseudo-atom at its centre, weighted by its "
+                           "electrons, and moves with the segment of the residues nearest it. No: "
+                           "ligands are left out like waters and ions (the log says how many atoms "
+                           "and electrons were left out); the model is the polymer's residues "
+                           "(amino acids and nucleotides) only.")
         form.addParam("continuityWeight", params.FloatParam, default=default("continuityWeight"),
                       validators=[params.GE(0)], expertLevel=params.LEVEL_ADVANCED,
                       label="Continuity loss weight",

@@ -157,6 +157,10 @@ class CryoSPHEREConfig(BaseConfig):
     clash_pairs_max: Optional[float] = None  # only pairs closer than this (Å) in the input model
                                 # (the light version in the authors' published code for large models:
                                 # 10); None: all pairs [cryoSPHERE, App. A.1]
+    ligands: bool = False       # heavy ligands (>= 10 non-hydrogen atoms: cofactors, hemes, glycans,
+                                # drugs) as pseudo-atoms that move with the nearest residues'
+                                # segment; off: left out and counted in the log, as waters and
+                                # ions always are (our choice; the paper models the protein only)
     z_samples: int = 64         # encode: z is the posterior mean by importance sampling (this many
                                 # samples from the encoder's q(z|y), widened by z_widen, weighted by
                                 # a Gaussian likelihood of the image, noise from the residual at

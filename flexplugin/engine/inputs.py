@@ -39,8 +39,10 @@ def load_map(path, box, apix, train_box, kind):
 
 
 def load_inputs(method_cls, table, train_box, mask=None, reference=None, atomic_model=None,
-                log=print):
-    """Read the optional inputs ``method_cls`` takes -> (dict of tensors, dict of absolute paths)."""
+                log=print, config=None):
+    """Read the optional inputs ``method_cls`` takes -> (dict of tensors, dict of absolute paths).
+    ``config`` (the method's Config): its ``ligands`` option decides whether an atomic model's
+    heavy ligands are read as pseudo-atoms."""
     import os
     given = dict(mask=mask, reference=reference, atomic_model=atomic_model)
     uses, requires = set(method_cls.uses), set(method_cls.requires)
@@ -65,10 +67,11 @@ def load_inputs(method_cls, table, train_box, mask=None, reference=None, atomic_
                                         "reference map") * (table.box / train_box)
     if atomic_model:
         from .io.structure import read_structure
-        st = read_structure(atomic_model)
+        st = read_structure(atomic_model, ligands=bool(getattr(config, "ligands", False)))
         chains = sorted(set(st.chains))
-        log("atomic model: %d residues (%d chains: %s)%s" % (
+        log("atomic model: %d residues (%d chains: %s)%s%s" % (
             len(st.names), len(chains), " ".join(chains[:12]) + (" ..." if len(chains) > 12 else ""),
+            "; %d heavy ligands as pseudo-atoms" % st.ligands if st.ligands else "",
             "; left out %d atoms (%.0f electrons) of ligands, waters and ions" % st.left_out
             if st.left_out[0] else ""))
         tensors["atomic_model"] = {

@@ -232,7 +232,7 @@ def _new_model(method, table, particles, epochs, gen, log, config=None, box=None
     data = ParticleDataset(table, box=box, invert=invert, window=window,
                            needs_poses=cls.needs_poses)
     inputs, paths = load_inputs(cls, table, data.box, mask=mask, reference=reference,
-                                atomic_model=atomic_model, log=log)
+                                atomic_model=atomic_model, log=log, config=cfg)
     scale = data.estimate_scale(seed=seed)
     if not (np.isfinite(scale) and scale > 0):
         raise InputError(table.source, "the images hold NaN or infinite values, or are all "

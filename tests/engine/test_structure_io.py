@@ -196,3 +196,76 @@ def test_mmcif_keeps_what_a_pdb_file_cannot_hold(tmp_path):
     assert np.allclose(back.coords[0], coords, atol=1e-6)
     long_name = SimpleNamespace(names=["ABCD"] + st.names[1:], chains=["A"] * 6, numbers=[1] * 6)
     assert pdb_problem(long_name) == "residue name 'ABCD' has 4 characters, a PDB file holds 3"
+
+
+def _model_with_ligands():
+    """Chain A: three alanines along x (CA at 0, 4, 8 Å); a 12-atom ligand of chain A beside the
+    first residue (written after the chain, as PDB files do), a sulfate (5 atoms), a water, and a
+    12-atom ligand of its own chain L beside the last residue."""
+    lines, serial = [], 1
+    for i in range(3):
+        for name, el, dx in (("N", "N", -1.0), ("CA", "C", 0.0), ("C", "C", 1.0)):
+            lines.append("ATOM  %5d  %-3s ALA A%4d    %8.3f%8.3f%8.3f  1.00  0.00          %2s"
+                         % (serial, name, i + 1, 4 * i + dx, 0.0, 0.0, el))
+            serial += 1
+    lines.append("TER")
+
+    def het(res, chain, number, atoms, centre):
+        nonlocal serial
+        for k, (name, el) in enumerate(atoms):
+            lines.append("HETATM%5d %-4s %3s %1s%4d    %8.3f%8.3f%8.3f  1.00  0.00          %2s"
+                         % (serial, name, res, chain, number, centre[0] + 0.5 * (k % 3 - 1),
+                            centre[1] + 0.5 * (k // 3 - 1.5), centre[2], el))
+            serial += 1
+    heavy = [(" C%d" % k, "C") for k in range(1, 9)] + [(" O%d" % k, "O") for k in range(1, 4)] + [(" P1", "P")]
+    het("LIG", "A", 301, heavy, (0.0, 6.0, 0.0))
+    het("SO4", "A", 302, [(" S", "S"), (" O1", "O"), (" O2", "O"), (" O3", "O"), (" O4", "O")], (20.0, 0, 0))
+    het("HOH", "A", 401, [(" O", "O")], (30.0, 0, 0))
+    het("ABC", "L", 1, heavy, (8.0, 6.0, 0.0))
+    return "\n".join(lines + ["END"]) + "\n"
+
+
+def test_heavy_ligands_as_pseudo_atoms_on_request(tmp_path):
+    """By default ligands, ions and waters are left out and counted; with ``ligands`` a ligand of
+    at least 10 non-hydrogen atoms is one pseudo-atom at its electron-weighted centre, weighted by
+    its electrons, after the nearest residue of its chain (of its own chain: after the chain of
+    the nearest residue), while the sulfate and the water are still left out."""
+    from flexplugin.engine.io.structure import write_ca_model
+    path = tmp_path / "ligands.pdb"
+    path.write_text(_model_with_ligands())
+    ligand_e = 8 * 6 + 3 * 8 + 15
+    plain = read_structure(path)
+    assert plain.names == ["ALA"] * 3 and plain.ligands == 0
+    assert plain.left_out == (12 + 5 + 1 + 12, 2 * ligand_e + 16 + 32 + 8)
+    st = read_structure(path, ligands=True)
+    assert st.names == ["ALA", "LIG", "ALA", "ALA", "ABC"] and st.chains == ["A"] * 4 + ["L"]
+    assert list(st.numbers) == [1, 301, 2, 3, 1] and st.ligands == 2
+    assert list(st.electrons) == [38, ligand_e, 38, 38, ligand_e]
+    w = np.array([6] * 8 + [8] * 3 + [15], dtype=float)
+    x = np.array([0.5 * (k % 3 - 1) for k in range(12)])
+    y = np.array([0.5 * (k // 3 - 1.5) for k in range(12)])
+    assert np.allclose(st.coords[0][1], [w @ x / w.sum(), 6 + w @ y / w.sum(), 0.0])
+    assert st.left_out == (5 + 1, 16 + 32 + 8)
+    # decoded models write them as HETATM records of their residues
+    write_ca_model(tmp_path / "out.pdb", st, st.coords[0])
+    text = (tmp_path / "out.pdb").read_text().splitlines()
+    assert text[1].startswith("HETATM") and " X   LIG A 301" in text[1]
+    write_ca_model(tmp_path / "out.cif", st, st.coords[0])
+    back = read_structure(tmp_path / "out.cif")
+    assert back.names == ["ALA"] * 3 and back.left_out[0] == 2
+
+
+def test_ligands_option_reaches_the_atomic_model_input(tmp_path):
+    """cryoSPHERE's ``ligands`` option decides what ``load_inputs`` hands the method."""
+    from flexplugin.engine.inputs import load_inputs
+    from flexplugin.engine.methods.cryosphere import CryoSPHERE
+    path = tmp_path / "ligands.pdb"
+    path.write_text(_model_with_ligands())
+    table = SimpleNamespace(box=32, apix=2.0)
+    lines = []
+    for on in (False, True):
+        inputs, _ = load_inputs(CryoSPHERE, table, 32, atomic_model=path, log=lines.append,
+                                config=CryoSPHERE.Config(ligands=on))
+        assert len(inputs["atomic_model"]["names"]) == (5 if on else 3)
+    assert "left out 30 atoms (230 electrons)" in lines[0]
+    assert "2 heavy ligands as pseudo-atoms; left out 6 atoms (56 electrons)" in lines[1]

@@ -5,7 +5,10 @@ Files as the field writes them: in a standard amino acid the atom named CA is th
 element the file states or implies (MD packages write names from column 13 without an element
 column, which gemmi reads as calcium); a calcium ion is its own residue. A blank chain id is
 replaced by the residue's segment id (CHARMM/NAMD). Other residues (ligands, waters, ions) are left
-out; ``Structure.left_out`` counts their atoms and electrons."""
+out; ``Structure.left_out`` counts their atoms and electrons. With ``ligands`` a heavy ligand (at
+least ``LIGAND_MIN_ATOMS`` non-hydrogen atoms, not a water) is one pseudo-atom too, at its
+electron-weighted centre, placed on the residue axis after the nearest polymer residue of its
+chain (so the segmentation, contiguous along that axis, moves it with the residues around it)."""
 import re
 from dataclasses import dataclass
 
@@ -26,6 +29,12 @@ NUCLEOTIDE_ELECTRONS = {
 }
 # Atom placing a nucleotide's pseudo-atom (present in every nucleotide, the chain ends included).
 NUCLEOTIDE_ATOM = "C4'"
+# A heavy ligand (read as a pseudo-atom with ``ligands``): at least this many non-hydrogen atoms,
+# i.e. a nucleotide cofactor, a heme, a glycan unit, a drug; not an ion, a water, a sulfate or a
+# glycerol (our choice).
+LIGAND_MIN_ATOMS = 10
+# The name written for a ligand's pseudo-atom (a HETATM record).
+LIGAND_ATOM = "X"
 
 
 @dataclass
@@ -37,6 +46,7 @@ class Structure:
     electrons: np.ndarray   # (R,) electrons per residue (the pseudo-atom's weight)
     source: str = ""
     left_out: tuple = (0, 0.0)  # (atoms, electrons) of model 1's other residues (ligands, waters, ions)
+    ligands: int = 0            # heavy ligands read as pseudo-atoms (``read_structure(ligands=True)``)
 
 
 def _pseudo_atom(res):
@@ -58,16 +68,37 @@ def _pseudo_atom(res):
     return None
 
 
+def _atom_electrons(atom):
+    """Electrons of an atom, from its name where the element is missing (or read as calcium from an
+    MD-style name such as "CA1")."""
+    import gemmi
+    element = atom.element
+    if element.atomic_number == 0 or (element.name == "Ca" and len(atom.name.strip()) > 2):
+        element = gemmi.Element(atom.name.strip()[:1])
+    return element.atomic_number
+
+
 def _electrons(res):
     """Electrons of a residue's atoms, from their names where the element is missing."""
-    import gemmi
-    total = 0
+    return sum(_atom_electrons(a) for a in res)
+
+
+def _heavy_ligand(res):
+    """(x, y, z, electrons) of a heavy ligand: its electron-weighted centre and its electrons; None
+    for a water or a residue of fewer than ``LIGAND_MIN_ATOMS`` non-hydrogen atoms (alternate
+    locations counted once)."""
+    if res.is_water():
+        return None
+    atoms = {}
     for a in res:
-        element = a.element
-        if element.atomic_number == 0 or (element.name == "Ca" and len(a.name.strip()) > 2):
-            element = gemmi.Element(a.name.strip()[:1])
-        total += element.atomic_number
-    return total
+        if not a.is_hydrogen():
+            atoms.setdefault(a.name, a)
+    if len(atoms) < LIGAND_MIN_ATOMS:
+        return None
+    weights = np.array([_atom_electrons(a) for a in atoms.values()], dtype=np.float64)
+    pos = np.array([[a.pos.x, a.pos.y, a.pos.z] for a in atoms.values()])
+    centre = weights @ pos / weights.sum()
+    return tuple(float(v) for v in centre) + (_electrons(res),)
 
 
 def _read_gemmi(path):
@@ -81,35 +112,66 @@ def _read_gemmi(path):
     return st
 
 
-def _model_rows(model):
-    """``(rows, (atoms, electrons) left out)`` of a gemmi model: one row ``(chain, number, name,
-    electrons, x, y, z)`` per polymer residue, at its pseudo-atom."""
-    rows, skipped = [], [0, 0.0]
+def _model_rows(model, ligands=False):
+    """``(rows, (atoms, electrons) left out, heavy ligands)`` of a gemmi model: one row ``(chain,
+    number, name, electrons, x, y, z)`` per polymer residue, at its pseudo-atom, and with
+    ``ligands`` one per heavy ligand, after the nearest polymer residue of its chain (of any
+    chain when its chain has none, then after the end of that residue's chain)."""
+    rows, extra, skipped = [], [], [0, 0.0]
     for chain in model:
         for res in chain:
-            found = _pseudo_atom(res)
-            if found is None:
-                skipped[0] += len(res)
-                skipped[1] += _electrons(res)
-                continue
-            atom, z = found
             name = chain.name.strip() or res.segment.strip()
-            rows.append((name, res.seqid.num, res.name, z, atom.pos.x, atom.pos.y, atom.pos.z))
-    return rows, tuple(skipped)
+            found = _pseudo_atom(res)
+            if found is not None:
+                atom, z = found
+                rows.append((name, res.seqid.num, res.name, z, atom.pos.x, atom.pos.y, atom.pos.z))
+                continue
+            lig = _heavy_ligand(res) if ligands else None
+            if lig is not None:
+                extra.append((name, res.seqid.num, res.name, lig[3]) + lig[:3])
+                continue
+            skipped[0] += len(res)
+            skipped[1] += _electrons(res)
+    return _place_ligands(rows, extra), tuple(skipped), len(extra)
+
+
+def _place_ligands(rows, ligands):
+    """``rows`` with each ligand row inserted after the nearest row of its chain (see
+    :func:`_model_rows`); ligands after the same row keep their file order."""
+    if not ligands or not rows:
+        return rows + ligands
+    xyz = np.array([r[4:] for r in rows], dtype=np.float64)
+    chains = np.array([r[0] for r in rows])
+    after = {}
+    for lig in ligands:
+        same = chains == lig[0]
+        pool = np.flatnonzero(same) if same.any() else np.arange(len(rows))
+        i = pool[np.argmin(((xyz[pool] - np.array(lig[4:])) ** 2).sum(1))]
+        if not same.any():          # its own chain: after the end of the nearest residue's chain
+            while i + 1 < len(rows) and chains[i + 1] == chains[i]:
+                i += 1
+        after.setdefault(int(i), []).append(lig)
+    out = []
+    for i, row in enumerate(rows):
+        out.append(row)
+        out.extend(after.get(i, []))
+    return out
 
 
 NO_PSEUDO_ATOMS = ("the atomic model has no C-alpha atoms of amino acids nor C4' atoms of "
                    "nucleotides (one pseudo-atom per residue is placed there)")
 
 
-def read_structure(path):
-    """All models of a PDB/mmCIF file; every model must hold the same polymer residues."""
+def read_structure(path, ligands=False):
+    """All models of a PDB/mmCIF file; every model must hold the same polymer residues (and, with
+    ``ligands``, the same heavy ligands)."""
     st = _read_gemmi(path)
-    models, left_out = [], None
+    models, left_out, n_ligands = [], None, 0
     for model in st:
-        rows, skipped = _model_rows(model)
+        rows, skipped, found = _model_rows(model, ligands)
         models.append(rows)
-        left_out = left_out or skipped
+        if left_out is None:
+            left_out, n_ligands = skipped, found
     if not models or not models[0]:
         raise InputError(path, NO_PSEUDO_ATOMS)
     ref = [r[:3] for r in models[0]]
@@ -120,7 +182,7 @@ def read_structure(path):
     return Structure(coords=coords, names=[r[2] for r in models[0]], chains=[r[0] for r in models[0]],
                      numbers=np.array([r[1] for r in models[0]]),
                      electrons=np.array([r[3] for r in models[0]], dtype=np.float64), source=str(path),
-                     left_out=left_out)
+                     left_out=left_out, ligands=n_ligands)
 
 
 def read_trace(path, use_gemmi=None):
@@ -275,14 +337,19 @@ MMCIF_SUFFIXES = (".cif", ".mmcif")
 
 def pseudo_atom_name(residue_name):
     """The atom :func:`read_structure` reads a residue's pseudo-atom from: C4' for a nucleotide,
-    CA for anything else."""
+    CA for an amino acid, ``LIGAND_ATOM`` for anything else (a heavy ligand's centre)."""
     if residue_name in NUCLEOTIDE_ELECTRONS:
         return NUCLEOTIDE_ATOM
     if residue_name in RESIDUE_ELECTRONS:
         return "CA"
     import gemmi
     info = gemmi.find_tabulated_residue(residue_name)
-    return NUCLEOTIDE_ATOM if info is not None and info.found() and info.is_nucleic_acid() else "CA"
+    if info is not None and info.found():
+        if info.is_nucleic_acid():
+            return NUCLEOTIDE_ATOM
+        if info.is_amino_acid():
+            return "CA"
+    return LIGAND_ATOM
 
 
 def _chain_id(chain):
@@ -339,8 +406,9 @@ def write_ca_pdb(path, structure, coords):
         serial += 1
         name, number = structure.names[i], int(structure.numbers[i])
         atom = pseudo_atom_name(name)
-        lines.append("ATOM  %5d %-4s %3s %1s%4d    %8.3f%8.3f%8.3f  1.00  0.00           C"
-                     % (serial % 100000, " " + atom, name, chains[i], number, x, y, z))
+        lines.append("%-6s%5d %-4s %3s %1s%4d    %8.3f%8.3f%8.3f  1.00  0.00           %s"
+                     % ("HETATM" if atom == LIGAND_ATOM else "ATOM", serial % 100000, " " + atom, name,
+                        chains[i], number, x, y, z, atom if atom == LIGAND_ATOM else "C"))
         if i + 1 == len(chains) or chains[i + 1] != chains[i]:
             serial += 1
             lines.append("TER   %5d      %3s %1s%4d" % (serial % 100000, name, chains[i], number))
@@ -368,10 +436,10 @@ def write_ca_cif(path, structure, coords):
         res = gemmi.Residue()
         res.name = structure.names[i]
         res.seqid = gemmi.SeqId(int(structure.numbers[i]), " ")
-        res.het_flag = "A"
         atom = gemmi.Atom()
         atom.name = pseudo_atom_name(res.name)
-        atom.element = gemmi.Element("C")
+        res.het_flag = "H" if atom.name == LIGAND_ATOM else "A"
+        atom.element = gemmi.Element(atom.name if atom.name == LIGAND_ATOM else "C")
         atom.pos = gemmi.Position(float(x), float(y), float(z))
         atom.occ = 1.0
         atom.b_iso = 0.0
