@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/cryosphere_hinge.py [--n 3000 --box 32 --states 10 --snr 0.1
         --epochs 20 --segments 3 --threads 2 --out benchmarks/out/cryosphere]
 
-1. writes the synthetic two-domain C-alpha model (flexplugin.synthetic, 100 residues) and simulates
+1. writes the synthetic two-domain C-alpha model (flexplugin.synthetic, 100 residues; with ``--rna``
+   the moving domain is an RNA chain of 50 nucleotides, one C4' each) and simulates
    a hinge motion of its second domain (0 to 60 degrees, CTF, shifts, known poses);
 2. trains cryoSPHERE on it (settings below: a small architecture and learning rates that train in
    CPU time; the paper's 3e-5 / 128 need many more epochs);
@@ -53,12 +54,15 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rna", action="store_true",
+                    help="the moving domain as an RNA chain (protein chain A, RNA chain B)")
     ap.add_argument("--out", default=os.path.join(HERE, "out", "cryosphere"))
     a = ap.parse_args(argv)
     os.makedirs(a.out, exist_ok=True)
     from pathlib import Path
     out = Path(a.out)
-    pdb = write_pdb(out / "two_domains.pdb", two_domain_chain())
+    chain = two_domain_chain()
+    pdb = write_pdb(out / "two_domains.pdb", chain, len(chain) // 2 if a.rna else None)
     sim = out / "sim"
     cli("simulate", "--out", sim, "--n", a.n, "--box", a.box, "--apix", a.apix, "--snr", a.snr,
         "--seed", a.seed, "--structure", pdb, "--states", a.states)

@@ -28,8 +28,9 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
 
-def _fake_model(name, box, inputs_dir):
-    """A method at its default config on a training box of ``box`` px (3 Å/px)."""
+def _fake_model(name, box, inputs_dir, residues=300):
+    """A method at its default config on a training box of ``box`` px (3 Å/px); an atomic model
+    of ``residues`` residues for the methods that need one."""
     import numpy as np
     import torch
     from flexplugin.engine.inputs import load_inputs
@@ -39,17 +40,19 @@ def _fake_model(name, box, inputs_dir):
     cls = METHODS[name]
     inputs, paths = {}, {}
     if cls.requires:
-        # a 300-residue chain in the box for methods that need an atomic model
-        pdb = os.path.join(inputs_dir, "model.pdb")
+        # a random walk scaled into 0.4 of the box, cut into chains A, B, ... of 1000 residues
+        pdb = os.path.join(inputs_dir, "model_%d.pdb" % residues)
         rng = np.random.default_rng(0)
-        steps = rng.normal(size=(300, 3))
+        steps = rng.normal(size=(residues, 3))
         steps = 3.8 * steps / np.linalg.norm(steps, axis=1, keepdims=True)
         xyz = np.cumsum(steps, 0)
-        xyz = xyz - xyz.mean(0) + box * 3.0 / 2
+        xyz = xyz - xyz.mean(0)
+        xyz *= min(1.0, 0.4 * box * 3.0 / np.abs(xyz).max())
+        xyz += box * 3.0 / 2
         with open(pdb, "w") as f:
             for i, p in enumerate(xyz):
-                f.write("ATOM  %5d  CA  ALA A%4d    %8.3f%8.3f%8.3f  1.00  0.00           C\n"
-                        % (i + 1, i + 1, *p))
+                f.write("ATOM  %5d  CA  ALA %s%4d    %8.3f%8.3f%8.3f  1.00  0.00           C\n"
+                        % ((i + 1) % 100000, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[i // 1000], i % 1000 + 1, *p))
         table = type("T", (), {"box": box, "apix": 3.0})()
         inputs, paths = load_inputs(cls, table, box, atomic_model=pdb)
     torch.manual_seed(0)
@@ -66,12 +69,12 @@ def _batch(model, box, n):
             "shifts_px": torch.zeros(n, 2), "ctf": ctf, "index": torch.arange(n)}
 
 
-def measure_method(name, box, steps, threads, workdir):
+def measure_method(name, box, steps, threads, workdir, residues=300):
     """Runs in its own process: images/s, FLOPs per image and the arithmetic precision."""
     import torch
     from flexplugin.engine.train import _adam, autocast_mode
     torch.set_num_threads(threads)
-    model = _fake_model(name, box, workdir)
+    model = _fake_model(name, box, workdir, residues)
     cfg = model.config
     batch = _batch(model, box, cfg.batch_size)
     opt = _adam(model, cfg)
@@ -170,12 +173,14 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--methods", nargs="+", help="default: every registered method")
     ap.add_argument("--out", default=os.path.join(HERE, "out", "speed"))
-    ap.add_argument("--child", nargs=5, metavar=("METHOD", "BOX", "STEPS", "THREADS", "DIR"),
+    ap.add_argument("--residues", type=int, default=300,
+                    help="residues of the atomic model of the methods that need one")
+    ap.add_argument("--child", nargs=6, metavar=("METHOD", "BOX", "STEPS", "THREADS", "DIR", "RESIDUES"),
                     help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child:
-        name, box, steps, threads, workdir = a.child
-        print(json.dumps(measure_method(name, int(box), int(steps), int(threads), workdir)))
+        name, box, steps, threads, workdir, residues = a.child
+        print(json.dumps(measure_method(name, int(box), int(steps), int(threads), workdir, int(residues))))
         return
     from flexplugin.engine.methods import METHODS
     os.makedirs(a.out, exist_ok=True)
@@ -187,7 +192,7 @@ def main(argv=None):
                                                   "GFLOP/img", "precision", "util %"), flush=True)
     for name in a.methods or sorted(METHODS):
         for box in a.boxes:
-            r, rss = _child([name, box, a.steps, a.threads, a.out])
+            r, rss = _child([name, box, a.steps, a.threads, a.out, a.residues])
             r.update(method=name, box=box, peak_rss_mib=rss)
             r["utilisation"] = r["flops_per_image"] * r["images_per_s"] / peak[r["precision"]]
             rows.append(r)

@@ -44,11 +44,23 @@ def two_domain_chain(n_per=50, radius=11.0, seed=7):
             return x
 
 
-def write_pdb(path, coords):
-    """Write C-alpha coordinates (R, 3) Å as a one-chain PDB file; returns ``path``."""
+def write_pdb(path, coords, rna_from=None):
+    """Write C-alpha coordinates (R, 3) Å as a one-chain PDB file; returns ``path``. With
+    ``rna_from`` the residues from that index on are an RNA chain B instead (nucleotides A, G, C,
+    U, one C4' atom each): a protein + RNA model."""
     names = ["ALA", "GLY", "LEU", "SER", "LYS", "GLU"]
-    lines = ["ATOM  %5d  CA  %3s A%4d    %8.3f%8.3f%8.3f  1.00  0.00           C"
-             % (i + 1, names[i % 6], i + 1, *p) for i, p in enumerate(coords)]
+    bases = ["A", "G", "C", "U"]
+    rna_from = len(coords) if rna_from is None else rna_from
+    lines = []
+    for i, p in enumerate(coords):
+        if i < rna_from:
+            lines.append("ATOM  %5d  CA  %3s A%4d    %8.3f%8.3f%8.3f  1.00  0.00           C"
+                         % (i + 1, names[i % 6], i + 1, *p))
+        else:
+            if i == rna_from and i:
+                lines.append("TER")
+            lines.append("ATOM  %5d  C4' %3s B%4d    %8.3f%8.3f%8.3f  1.00  0.00           C"
+                         % (i + 1, bases[i % 4], i - rna_from + 1, *p))
     with open(os.fspath(path), "w") as f:
         f.write("\n".join(lines + ["END"]) + "\n")
     return path
@@ -60,9 +72,11 @@ def main(argv=None):
     p.add_argument("out", help="output .pdb file")
     p.add_argument("--per-domain", type=int, default=50, help="residues per domain")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--rna", action="store_true", help="the second domain as an RNA chain B")
     a = p.parse_args(argv)
-    write_pdb(a.out, two_domain_chain(a.per_domain, seed=a.seed))
-    print("wrote %s (%d C-alpha atoms, two domains)" % (a.out, 2 * a.per_domain))
+    write_pdb(a.out, two_domain_chain(a.per_domain, seed=a.seed), a.per_domain if a.rna else None)
+    print("wrote %s (%d pseudo-atoms, two domains%s)" % (a.out, 2 * a.per_domain,
+                                                         ": protein chain A, RNA chain B" if a.rna else ""))
     return 0
 
 
