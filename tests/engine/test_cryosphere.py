@@ -296,3 +296,29 @@ def test_chains_travel_with_the_model(tmp_path):
                                     if k not in ("chains", "names")}
     old = CryoSPHERE.from_checkpoint(ck)
     assert old.parts == [(0, 22, 4)]
+
+
+def test_protein_and_rna_hinge(tmp_path):
+    """A protein chain A with an RNA chain B (50 nucleotides, one C4' pseudo-atom each) that
+    hinges: the segmentation puts the RNA in its own segments and the latent orders the states.
+    Measured (1000 particles, 8 epochs): segmentation 1.000, |Spearman| 0.952 (the benchmark,
+    3000 particles, 20 epochs: 1.000 and 0.948)."""
+    chain = two_domain_chain()
+    pdb = write_pdb(tmp_path / "protein_rna.pdb", chain, rna_from=len(chain) // 2)
+    st = read_structure(pdb)
+    assert st.chains == ["A"] * 50 + ["B"] * 50 and st.names[50:54] == ["C", "U", "A", "G"]
+    assert run_cli("simulate", "--out", tmp_path / "sim", "--n", 1000, "--box", BOX, "--apix", APIX,
+                   "--snr", 0.1, "--seed", 6, "--structure", pdb, "--states", 5) == 0
+    out = tmp_path / "train"
+    assert run_cli("train", "cryosphere", "--particles", tmp_path / "sim" / "particles.star",
+                   "--structure", tmp_path / "sim" / "gt_model.pdb", "--out", out, "--epochs", 8,
+                   *TRAIN) == 0
+    model = load_method(out / "checkpoint.pt")
+    match = segment_match(model.segments().numpy(), np.load(tmp_path / "sim" / "gt_segments.npy"))
+    z = np.load(out / "z.npy")
+    zc = z - z.mean(0)
+    r = abs(spearmanr(zc @ np.linalg.svd(zc, full_matrices=False)[2][0],
+                      np.load(tmp_path / "sim" / "z_true.npy")).correlation)
+    print("protein + RNA: segmentation %.3f, |Spearman| %.3f" % (match, r))
+    assert match >= SEGMENT_MATCH_MIN
+    assert r > SPEARMAN_MIN
