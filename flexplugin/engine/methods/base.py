@@ -110,6 +110,13 @@ class Method(torch.nn.Module):
         factor on the run's learning rate); by default one group of every parameter."""
         return [dict(params=list(self.parameters()))]
 
+    def settle(self, z, log=print):
+        """Called once at the end of training with every particle's latent vector as ``encode``
+        gives it (N, zdim); returns the z to write. A method whose latent has no fixed scale or
+        orientation may re-express it here, after which ``encode`` gives and ``decode_volume``
+        takes the new z (the checkpoint is then written again); by default ``z`` unchanged."""
+        return z
+
     def write_results(self, out, z):
         """Method-specific result files written into ``out`` at the end of training, given every
         particle's latent vector ``z`` (N, zdim) (default: none)."""

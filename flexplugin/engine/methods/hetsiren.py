@@ -82,6 +82,11 @@ mask ``focus`` times the squared differences of the max, min, mean and standard 
 map inside the mask (mask >= 0.5) and of the reference (or, without one, of the detached consensus)
 [HetSIREN, Eq. 12].
 
+Latent gauge (our choice; ``hetsiren_gauge.py``). z has no prior, so its scale and orientation are
+arbitrary; at the end of training z is re-expressed linearly so that equal steps change the decoded
+map equally, along its principal axes. The maps are unchanged; the principal components of z then
+follow the decoded change rather than directions the decoder barely uses.
+
 Numerics. Under autocast only the encoders run in the low precision; the decoder's voxel layer,
 the projector, the CTF and the losses run in float32.
 """
@@ -103,11 +108,12 @@ from ..reconstruct import reconstruct
 from .base import Encoding, Method
 from .hetsiren_layers import MetaSine, Trunk, _dense
 from .hetsiren_envelope import ReferenceEnvelope
+from .hetsiren_gauge import LatentGauge
 from .hetsiren_pose import LocalPoseRefinement
 
 
 # -- the method --------------------------------------------------------------------------------
-class HetSIREN(ReferenceEnvelope, LocalPoseRefinement, Method):
+class HetSIREN(LatentGauge, ReferenceEnvelope, LocalPoseRefinement, Method):
     """HetSIREN: real-space decoding with a sinusoidal hypernetwork, masks, pose refinement."""
     name = "hetsiren"
     Config = HetSIRENConfig
@@ -213,6 +219,7 @@ class HetSIREN(ReferenceEnvelope, LocalPoseRefinement, Method):
             self.ctf_z_head, _ = _dense(self.ctf_trunk.n_out, cfg.enc_dim, cfg.head_layers)
 
         self._pose_mem = None          # per-particle corrections of the local refinement
+        self._init_gauge(cfg.zdim)     # the user's z from the encoder's (``settle``)
         win = soft_circular_window(d) if data_info.window else torch.ones(d, d)
         self.register_buffer("window", win, persistent=False)
         p = cfg.ctf_pad * d
@@ -457,6 +464,7 @@ class HetSIREN(ReferenceEnvelope, LocalPoseRefinement, Method):
     @torch.no_grad()
     def encode(self, batch):
         z, rot, shifts, _, _, _ = self._encode(batch)
+        z = self._to_user(z.float())
         if not self.config.refine_poses:
             return Encoding(z=z.float())
         return Encoding(z=z.float(), rotations=rot.float(),
@@ -467,7 +475,7 @@ class HetSIREN(ReferenceEnvelope, LocalPoseRefinement, Method):
         d0, d = self.data_info.box, self.decode_box(box)
         dev = self.vox_xyz.device
         z = torch.as_tensor(z, dtype=torch.float32, device=dev).reshape(1, self.zdim)
-        vals = self._volume(z)[0]
+        vals = self._volume(self._from_user(z))[0]
         if self.ref_full is not None:      # outside S the map is the reference
             vol = self.ref_full.clone().index_copy_(0, self.vox_idx, vals).reshape(d0, d0, d0)
         else:
