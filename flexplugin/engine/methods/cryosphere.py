@@ -76,6 +76,7 @@ from ..simulate import project_atoms, render_volume
 from ..configs import CryoSPHEREConfig
 from .base import Encoding, Method
 from .cryodrgn import ResidualMLP
+from .posterior import posterior_mean, sample_generator
 
 
 class CryoSPHERE(Method):
@@ -286,25 +287,19 @@ class CryoSPHERE(Method):
         return ((pen ** 2).sum(-1) / count).mean()
 
     @torch.no_grad()
-    @torch.no_grad()
     def encode(self, batch):
         images = batch["images"]
         if self.zdim == 0:
             return Encoding(z=images.new_zeros(len(images), 0).float())
         mu, std = self._posterior(images, batch["shifts_px"])
         if self.config.z_samples > 0:
-            # reproducible: the samples depend on the batch's first particle, not on the RNG state
-            gen = torch.Generator(device=mu.device)
-            gen.manual_seed(int(batch["index"][0]) if "index" in batch else 0)
-            mu = self._posterior_mean(batch, mu, std, gen)
+            mu = self._posterior_mean(batch, mu, std, sample_generator(batch, mu.device))
         return Encoding(z=mu)
 
     def _posterior_mean(self, batch, mu, std, gen, chunk=32):
-        """Self-normalised importance sampling of E[z | image]: samples z_s ~ N(mu, (c std)^2),
-        weights p(y | z_s) N(z_s; 0, I) / q(z_s), with p(y | z) Gaussian: the image against a
-        times the rendered prediction (a fitted per sample), noise variance from the residual at
-        mu (our choice: the amortised encoder's mean is a noisier estimate of the conformation
-        than the posterior its own decoder defines; measured in benchmarks/RESULTS.md)."""
+        """E[z | image] (``posterior.posterior_mean``), in chunks of ``chunk`` particles; the
+        likelihood compares the windowed image with a times the rendered prediction (a fitted per
+        sample)."""
         if len(mu) > chunk:
             return torch.cat([self._posterior_mean({k: v[i:i + chunk] for k, v in batch.items()
                                                     if torch.is_tensor(v)}, mu[i:i + chunk],
@@ -315,19 +310,13 @@ class CryoSPHERE(Method):
         y = (batch["images"].float() * self.window).flatten(1)                 # (b, P)
         rep = {k: batch[k].repeat_interleave(s + 1, 0) for k in ("rotations", "shifts_px", "ctf")
                if k in batch}
-        sd = cfg.z_widen * std
-        eps = torch.randn(b, s, self.zdim, device=mu.device, generator=gen)
-        zs = torch.cat([mu[:, None], mu[:, None] + sd[:, None] * eps], 1)      # (b, s + 1, zdim)
-        pred = self._render(self._deform(zs.reshape(-1, self.zdim), self.segmentation()),
-                            rep).reshape(b, s + 1, -1)
-        a = ((pred * y[:, None]).sum(-1) / (pred ** 2).sum(-1).clamp_min(1e-20)).clamp_min(0)
-        res = ((y[:, None] - a[..., None] * pred) ** 2).sum(-1)                  # (b, s + 1)
-        var = res[:, 0] / self.window.pow(2).sum()                             # noise, at mu
-        logq = -0.5 * (((zs - mu[:, None]) / sd[:, None]) ** 2).sum(-1)
-        logw = -res / (2 * var[:, None]) - 0.5 * (zs ** 2).sum(-1) - logq
-        # q's own mean as a sample: weighted as one draw of the same proposal
-        w = torch.softmax(logw, dim=1)
-        return (w[..., None] * zs).sum(1)
+
+        def residuals(zs):
+            pred = self._render(self._deform(zs.reshape(-1, self.zdim), self.segmentation()),
+                                rep).reshape(b, s + 1, -1)
+            a = ((pred * y[:, None]).sum(-1) / (pred ** 2).sum(-1).clamp_min(1e-20)).clamp_min(0)
+            return ((y[:, None] - a[..., None] * pred) ** 2).sum(-1), self.window.pow(2).sum()
+        return posterior_mean(mu, std, residuals, s, cfg.z_widen, gen)
 
     @torch.no_grad()
     def _structure_A(self, z):

@@ -87,6 +87,7 @@ from ..geometry.fourier import (
 from ..configs import HetACUMNConfig
 from .base import Encoding, Method
 from .cryodrgn import CryoDRGN, PositionalEncoding, ResidualMLP, _image_lattice
+from .posterior import posterior_mean, sample_generator
 from .hetacumn_layers import (
     ResNet18,
     _head,
@@ -454,13 +455,38 @@ class HetACUMN(Method):
         given = self._given_poses(batch)
         images, fts, ctf = self._paths(batch, mirror=given is None)
         with self._frozen_bn_stats(batch_stats=self.training or n >= ENCODE_BATCH_STATS_MIN):
-            rot, shift, mu, _ = self._encode(images, given=given)
+            rot, shift, mu, logvar = self._encode(images, given=given)
         z = mu if mu is not None else rot.new_zeros(len(images), 0)
+        path = torch.arange(n, device=z.device)       # the rows of the winning path
+        if given is None:
+            err = self._errors(fts, ctf, rot, shift, z).view(2, n)
+            path = torch.where(err[1] < err[0], path + n, path)
+        if self.zdim > 0 and self.config.z_samples > 0:
+            z = self._posterior_mean(fts[path], None if ctf is None else ctf[path], rot[path],
+                                     shift[path], z[path], (0.5 * logvar[path]).exp(),
+                                     sample_generator(batch, z.device))
+        else:
+            z = z[path]
         if given is not None:
             return Encoding(z=z, rotations=rot, shifts_A=shift * self.data_info.apix)
-        err = self._errors(fts, ctf, rot, shift, z).view(2, n)
-        flip = (err[1] < err[0])
+        flip = path >= n
         rot = torch.where(flip[:, None, None], self.mirror @ rot[n:], rot[:n])
         shift = torch.where(flip[:, None], shift[n:] * shift.new_tensor([-1.0, 1.0]), shift[:n])
-        z = torch.where(flip[:, None], z[n:], z[:n])
         return Encoding(z=z, rotations=rot, shifts_A=shift * self.data_info.apix)
+
+    def _posterior_mean(self, fts, ctf, rot, shift, mu, std, gen, chunk=32):
+        """E[z | image] (``posterior.posterior_mean``) at the images' poses, in chunks of
+        ``chunk`` particles; the likelihood is that of the image loss (the Hartley components
+        compared in training)."""
+        s, p = self.config.z_samples, len(self.loss_idx)
+        out = []
+        for i in range(0, len(mu), chunk):
+            sl = slice(i, i + chunk)
+
+            def residuals(zs, sl=sl):
+                b = len(zs)
+                rep = lambda t: None if t is None else t[sl].repeat_interleave(s + 1, 0)  # noqa: E731
+                err = self._errors(rep(fts), rep(ctf), rep(rot), rep(shift), zs.reshape(-1, self.zdim))
+                return err.view(b, s + 1) * p, p
+            out.append(posterior_mean(mu[sl], std[sl], residuals, s, self.config.z_widen, gen))
+        return torch.cat(out)
