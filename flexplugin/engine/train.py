@@ -450,19 +450,18 @@ def finish(model, data, out, device="cpu", num_workers=0, log=print):
     """Write z.npy (all particles, star-row order), estimated poses if any, and consensus.mrc."""
     enc = encode_dataset(model, data, device=device, num_workers=num_workers)
     bad = ~np.isfinite(enc["z"]).all(axis=1)
-    if not bad.any():
-        z = model.settle(enc["z"], log)
-        if z is not enc["z"]:
-            # the model re-expressed its latent: the checkpoint holds the new one
-            ck_path = os.path.join(out, CHECKPOINT)
-            ck = torch.load(ck_path, map_location="cpu", weights_only=True)
-            ck["model"] = model.checkpoint()
-            save_checkpoint(ck, ck_path)
-            enc["z"] = z
     if bad.any():
         raise InputError("train %s" % model.name, "the model gives non-finite latent values for %d of "
                          "%d particles (first: row %d); z.npy is not written: train again with "
                          "--precision fp32 or a lower --lr" % (bad.sum(), len(bad), np.argmax(bad)))
+    z = model.settle(enc["z"], log)
+    if z is not enc["z"]:
+        # the model re-expressed its latent: the checkpoint holds the new one
+        ck_path = os.path.join(out, CHECKPOINT)
+        ck = torch.load(ck_path, map_location="cpu", weights_only=True)
+        ck["model"] = model.checkpoint()
+        save_checkpoint(ck, ck_path)
+        enc["z"] = z
     save_npy(os.path.join(out, Z_FILE), enc["z"])
     for key in ("rotations", "shifts_A"):
         if key in enc:

@@ -296,27 +296,21 @@ class CryoSPHERE(Method):
             mu = self._posterior_mean(batch, mu, std, sample_generator(batch, mu.device))
         return Encoding(z=mu)
 
-    def _posterior_mean(self, batch, mu, std, gen, chunk=32):
-        """E[z | image] (``posterior.posterior_mean``), in chunks of ``chunk`` particles; the
-        likelihood compares the windowed image with a times the rendered prediction (a fitted per
-        sample)."""
-        if len(mu) > chunk:
-            return torch.cat([self._posterior_mean({k: v[i:i + chunk] for k, v in batch.items()
-                                                    if torch.is_tensor(v)}, mu[i:i + chunk],
-                                                   std[i:i + chunk], gen, chunk)
-                              for i in range(0, len(mu), chunk)])
-        cfg = self.config
-        b, s = len(mu), cfg.z_samples
+    def _posterior_mean(self, batch, mu, std, gen):
+        """E[z | image] (``posterior.posterior_mean``); the likelihood compares the windowed image
+        with a times the rendered prediction (a fitted per sample)."""
+        s = self.config.z_samples
         y = (batch["images"].float() * self.window).flatten(1)                 # (b, P)
-        rep = {k: batch[k].repeat_interleave(s + 1, 0) for k in ("rotations", "shifts_px", "ctf")
-               if k in batch}
 
-        def residuals(zs):
+        def residuals(zs, rows):
+            rep = {k: batch[k][rows].repeat_interleave(s + 1, 0)
+                   for k in ("rotations", "shifts_px", "ctf") if k in batch}
             pred = self._render(self._deform(zs.reshape(-1, self.zdim), self.segmentation()),
-                                rep).reshape(b, s + 1, -1)
-            a = ((pred * y[:, None]).sum(-1) / (pred ** 2).sum(-1).clamp_min(1e-20)).clamp_min(0)
-            return ((y[:, None] - a[..., None] * pred) ** 2).sum(-1), self.window.pow(2).sum()
-        return posterior_mean(mu, std, residuals, s, cfg.z_widen, gen)
+                                rep).reshape(len(zs), s + 1, -1)
+            yr = y[rows]
+            a = ((pred * yr[:, None]).sum(-1) / (pred ** 2).sum(-1).clamp_min(1e-20)).clamp_min(0)
+            return ((yr[:, None] - a[..., None] * pred) ** 2).sum(-1), self.window.pow(2).sum()
+        return posterior_mean(mu, std, residuals, s, self.config.z_widen, gen)
 
     @torch.no_grad()
     def _structure_A(self, z):

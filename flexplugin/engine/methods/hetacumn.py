@@ -474,19 +474,13 @@ class HetACUMN(Method):
         shift = torch.where(flip[:, None], shift[n:] * shift.new_tensor([-1.0, 1.0]), shift[:n])
         return Encoding(z=z, rotations=rot, shifts_A=shift * self.data_info.apix)
 
-    def _posterior_mean(self, fts, ctf, rot, shift, mu, std, gen, chunk=32):
-        """E[z | image] (``posterior.posterior_mean``) at the images' poses, in chunks of
-        ``chunk`` particles; the likelihood is that of the image loss (the Hartley components
-        compared in training)."""
+    def _posterior_mean(self, fts, ctf, rot, shift, mu, std, gen):
+        """E[z | image] (``posterior.posterior_mean``) at the images' poses; the likelihood is
+        that of the image loss (the Hartley components compared in training)."""
         s, p = self.config.z_samples, len(self.loss_idx)
-        out = []
-        for i in range(0, len(mu), chunk):
-            sl = slice(i, i + chunk)
 
-            def residuals(zs, sl=sl):
-                b = len(zs)
-                rep = lambda t: None if t is None else t[sl].repeat_interleave(s + 1, 0)  # noqa: E731
-                err = self._errors(rep(fts), rep(ctf), rep(rot), rep(shift), zs.reshape(-1, self.zdim))
-                return err.view(b, s + 1) * p, p
-            out.append(posterior_mean(mu[sl], std[sl], residuals, s, self.config.z_widen, gen))
-        return torch.cat(out)
+        def residuals(zs, rows):
+            rep = lambda t: None if t is None else t[rows].repeat_interleave(s + 1, 0)  # noqa: E731
+            err = self._errors(rep(fts), rep(ctf), rep(rot), rep(shift), zs.reshape(-1, self.zdim))
+            return err.view(len(zs), s + 1) * p, p
+        return posterior_mean(mu, std, residuals, s, self.config.z_widen, gen)

@@ -18,21 +18,26 @@ def sample_generator(batch, device):
 
 
 @torch.no_grad()
-def posterior_mean(mu, std, residuals, samples, widen, gen):
-    """E[z | image] (b, zdim) for the encoder's ``mu`` and ``std`` (b, zdim).
+def posterior_mean(mu, std, residuals, samples, widen, gen, chunk=32):
+    """E[z | image] (b, zdim) for the encoder's ``mu`` and ``std`` (b, zdim), ``chunk`` particles
+    at a time.
 
-    :param residuals: ``residuals(zs)`` for latents zs (b, s + 1, zdim) -> (squared residual sums
-        (b, s + 1), observations per image (b,) or a number): the image against the prediction at
-        each latent, summed over what the likelihood counts (pixels, Fourier components).
+    :param residuals: ``residuals(zs, rows)`` for latents zs (n, s + 1, zdim) of the particles
+        ``rows`` (a slice) -> (squared residual sums (n, s + 1), observations per image (n,) or a
+        number): the image against the prediction at each latent, summed over what the likelihood
+        counts (pixels, Fourier components).
     """
-    b = len(mu)
-    sd = widen * std
-    eps = torch.randn(b, samples, mu.shape[1], device=mu.device, generator=gen)
-    zs = torch.cat([mu[:, None], mu[:, None] + sd[:, None] * eps], 1)      # (b, s + 1, zdim)
-    res, n_obs = residuals(zs)
-    var = (res[:, 0] / n_obs).clamp_min(1e-30)                            # noise, at mu
-    logq = -0.5 * (((zs - mu[:, None]) / sd[:, None]) ** 2).sum(-1)
-    logw = -res / (2 * var[:, None]) - 0.5 * (zs ** 2).sum(-1) - logq
-    # q's own mean as a sample: weighted as one draw of the same proposal
-    w = torch.softmax(logw, dim=1)
-    return (w[..., None] * zs).sum(1)
+    out = []
+    for i in range(0, len(mu), chunk):
+        rows = slice(i, i + chunk)
+        m, sd = mu[rows], widen * std[rows]
+        eps = torch.randn(len(m), samples, m.shape[1], device=m.device, generator=gen)
+        zs = torch.cat([m[:, None], m[:, None] + sd[:, None] * eps], 1)      # (n, s + 1, zdim)
+        res, n_obs = residuals(zs, rows)
+        var = (res[:, 0] / n_obs).clamp_min(1e-30)                          # noise, at mu
+        logq = -0.5 * (((zs - m[:, None]) / sd[:, None]) ** 2).sum(-1)
+        logw = -res / (2 * var[:, None]) - 0.5 * (zs ** 2).sum(-1) - logq
+        # q's own mean as a sample: weighted as one draw of the same proposal
+        w = torch.softmax(logw, dim=1)
+        out.append((w[..., None] * zs).sum(1))
+    return torch.cat(out) if out else mu.clone()
