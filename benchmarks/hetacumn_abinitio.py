@@ -15,6 +15,7 @@ the truth: median ||R - R_true||_F^2 after the global rotation (and hand) that a
 - ``pe_2pi``: random Fourier features sin(2 pi B k), B ~ N(0, (0.5 D/2)^2) (``--pe-sigma pi``);
 - ``imagenet_stem``: the ResNet's ImageNet stem (7x7 stride 2 and max pool) at D=32;
 - ``no_cpp``: without the auxiliary pose task;
+- ``mlp_encoder``: the MLP encoder (``--encoder mlp``) instead of the ResNet;
 - ``uniformity``: the uniform-orientation prior on the predicted rotations at weight 1;
 - ``lr_3e-4``, ``lr_3e-3``: other learning rates.
 
@@ -43,6 +44,7 @@ VARIANTS = {
     "pe_2pi": ["--pe-sigma", str(0.5 * 2 * math.pi)],
     "imagenet_stem": ["--enc-stem", "imagenet"],
     "no_cpp": ["--no-cpp"],
+    "mlp_encoder": ["--encoder", "mlp"],
     "uniformity": ["--pose-uniformity", "1"],
     "lr_3e-4": ["--lr", "3e-4"],
     "lr_3e-3": ["--lr", "3e-3"],

@@ -73,6 +73,8 @@ class HetACUMNConfig(BaseConfig):
     lr: float = 1.5e-4            # Adam learning rate [HetACUMN, §5.1]
     batch_size: int = 128         # 128 and 512 for the two simulated sets [HetACUMN, §5.1]; 128 (80S) fits
                                   # a CPU
+    encoder: str = "resnet"       # resnet: ResNet-18 [HetACUMN, App. A1] | mlp: a ReLU MLP on the image
+                                  # (ours; see mlp_dim)
     enc_dim: int = 64             # channels of the first ResNet-18 stage (64/128/256/512) [HetACUMN, App. A1]
     enc_stem: str = "auto"        # imagenet | small | auto: the ResNet stem; auto: small below D=128 (ours)
     enc_pool: bool = False        # flatten the last map ("flattened" [HetACUMN, App. A1]): it keeps
@@ -83,6 +85,8 @@ class HetACUMNConfig(BaseConfig):
                                   # poses, D=32: the z-encoder alone learns faster (kNN / Spearman
                                   # 0.52/0.75 against 0.39/0.56 at epoch 4), joint training not
                                   # (0.70/0.87 against 0.72/0.87 at epoch 12): off
+    mlp_dim: int = 512            # encoder "mlp": hidden width and ...
+    mlp_layers: int = 3           # ... hidden layers (cryoDRGN's encoder shape, ours)
     head_dim: int = 256           # hidden width of the three heads [HetACUMN, App. A1]
     dec_lr_scale: float = 1.0     # the decoder's learning rate as a multiple of lr (ours; 1: one rate,
                                   # as the paper)

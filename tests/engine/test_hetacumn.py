@@ -184,7 +184,7 @@ def test_auxiliary_shift_range_comes_from_the_data(tmp_path):
 def test_encoder_stem_by_box():
     """At D=32 the ImageNet stem leaves a 1x1 last map (no position left for the shift head); the
     small-image stem a 4x4 one; "auto" takes the small stem below D=128."""
-    from flexplugin.engine.methods.hetacumn import ResNet18, stem_for_box
+    from flexplugin.engine.methods.hetacumn_layers import ResNet18, stem_for_box
     assert ResNet18(4, 32, pool=False, stem="imagenet").n_features == 32
     small = ResNet18(4, 32, pool=False, stem="small")
     assert small.n_features == 32 * 16 and small(torch.randn(2, 32, 32)).shape == (2, 32 * 16)
@@ -192,8 +192,31 @@ def test_encoder_stem_by_box():
     assert stem_for_box("imagenet", 32) == "imagenet"
 
 
+def test_mlp_encoder_option_trains_and_encodes():
+    """``encoder`` mlp: an MLP on the flattened image feeds the same heads; a training step
+    reaches its weights and encode gives poses and z; an unknown encoder is refused."""
+    from flexplugin.engine.methods.base import DataInfo
+    from flexplugin.engine.methods.hetacumn import HetACUMN
+    from flexplugin.engine.methods.hetacumn_layers import MLPEncoder
+    cfg = HetACUMN.Config(zdim=2, encoder="mlp", mlp_dim=16, mlp_layers=2, head_dim=8, dec_dim=8,
+                          dec_layers=1, fch_epochs=0, z_samples=0)
+    m = HetACUMN(cfg, DataInfo(box=16, apix=3.0))
+    assert isinstance(m.encoder, MLPEncoder) and m.encoder.n_features == 16
+    g = torch.Generator().manual_seed(0)
+    batch = dict(images=torch.randn(4, 16, 16, generator=g), rotations=torch.eye(3).expand(4, 3, 3),
+                 shifts_px=torch.zeros(4, 2), index=torch.arange(4))
+    m.start_epoch(1)
+    m.training_step(batch)["loss"].backward()
+    assert m.encoder.net[0].weight.grad.abs().sum() > 0
+    m.eval()
+    enc = m.encode(batch)
+    assert enc.z.shape == (4, 2) and enc.rotations.shape == (4, 3, 3)
+    with pytest.raises(ValueError, match="unknown encoder"):
+        HetACUMN(HetACUMN.Config(encoder="vit"), DataInfo(box=16, apix=3.0))
+
+
 def test_residual_blocks_can_start_as_the_identity():
-    from flexplugin.engine.methods.hetacumn import ResNet18
+    from flexplugin.engine.methods.hetacumn_layers import ResNet18
     net = ResNet18(4, 32, pool=False, stem="small", zero_init_residual=True)
     block = net.blocks[1]                               # 4 -> 4 channels, stride 1: no shortcut
     x = torch.randn(2, 4, 8, 8)

@@ -10,7 +10,8 @@ standard deviation, as the batches come), without the fully connected layer; the
 feature map (or its global average, ``enc_pool``) feeds three heads of hidden width 256
 [HetACUMN, App. A1]: rotation (the continuous 6D representation [Rot6D], Gram-Schmidt to a matrix;
 our choice, the paper names none), in-plane shift (pixels, the RELION origin: moving the image by
-it centres the particle) and conformation (mean, log-variance). The rotation is a RELION matrix A
+it centres the particle) and conformation (mean, log-variance). ``encoder`` "mlp" replaces the
+ResNet by a ReLU MLP on the flattened image (ours; benchmarks/RESULTS.md). The rotation is a RELION matrix A
 (``geometry/so3.py``): predicted poses compare directly with a star file's.
 
 Decoder. The Hartley-space coordinate network of :mod:`.cryodrgn` (half-space evaluation with
@@ -88,12 +89,7 @@ from ..configs import HetACUMNConfig
 from .base import Encoding, Method
 from .cryodrgn import CryoDRGN, PositionalEncoding, ResidualMLP, _image_lattice
 from .posterior import posterior_mean, sample_generator
-from .hetacumn_layers import (
-    ResNet18,
-    _head,
-    random_rotations_torch,
-    stem_for_box,
-)
+from .hetacumn_layers import _head, make_encoder, random_rotations_torch
 
 # Real images used for the SNR estimate of the adaptive synthetic noise (our choice: the
 # estimate of Eq. 9 is a dataset statistic; a few thousand images fix it to ~1%).
@@ -139,9 +135,7 @@ class HetACUMN(Method):
     def __init__(self, config, data_info, inputs=None):
         super().__init__(config, data_info, inputs)
         d = data_info.box
-        self.encoder = ResNet18(config.enc_dim, d, pool=config.enc_pool,
-                                stem=stem_for_box(config.enc_stem, d),
-                                zero_init_residual=config.enc_zero_init)
+        self.encoder = make_encoder(config, d)
         nf = self.encoder.n_features
         # Refinement of given poses: the pose heads also see the given pose (6D + shift).
         self.refine = not config.ignore_poses

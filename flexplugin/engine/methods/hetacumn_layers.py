@@ -66,6 +66,32 @@ class ResNet18(nn.Module):
         return h.mean((2, 3)) if self.pool else h.flatten(1)
 
 
+class MLPEncoder(nn.Module):
+    """A ReLU MLP on the flattened (B, D, D) image -> (B, width) features."""
+
+    def __init__(self, box, width, layers):
+        super().__init__()
+        mods, n_in = [], box * box
+        for _ in range(layers):
+            mods += [nn.Linear(n_in, width), nn.ReLU(inplace=True)]
+            n_in = width
+        self.net = nn.Sequential(*mods)
+        self.n_features = width
+
+    def forward(self, x):
+        return self.net(x.flatten(1))
+
+
+def make_encoder(config, box):
+    """HetACUMN's image encoder from its config (``encoder`` resnet or mlp)."""
+    if config.encoder == "mlp":
+        return MLPEncoder(box, config.mlp_dim, config.mlp_layers)
+    if config.encoder != "resnet":
+        raise ValueError("unknown encoder %r (resnet, mlp)" % config.encoder)
+    return ResNet18(config.enc_dim, box, pool=config.enc_pool, stem=stem_for_box(config.enc_stem, box),
+                    zero_init_residual=config.enc_zero_init)
+
+
 def stem_for_box(stem, box):
     """The encoder stem: ``stem`` unless "auto", which takes the ImageNet stem from D = 128 up
     (its last map is then at least 4x4) and the small-image stem below."""
