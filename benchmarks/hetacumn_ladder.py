@@ -191,7 +191,7 @@ def method_class(rung, encoder, data, out, snapshots, oracle_state=None):
             self._batch = batch
             return super().encode(batch)
 
-        def start_epoch(self, epoch):
+        def start_epoch(self, epoch, epochs=0):
             if epoch - 1 in snapshots:
                 if not hasattr(self, "_ds"):
                     self._ds, self.snaps = dataset_of(self, data), {}
@@ -200,7 +200,7 @@ def method_class(rung, encoder, data, out, snapshots, oracle_state=None):
                 with open(os.path.join(out, "snapshots.json"), "w") as f:
                     json.dump(self.snaps, f)
                 self.train()
-            super().start_epoch(epoch)
+            super().start_epoch(epoch, epochs)
 
     base = Ladder
     if encoder == "truth":

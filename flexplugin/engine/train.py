@@ -316,7 +316,7 @@ def _run_epoch(run, epoch, epochs, num_workers, log_every, tty, log):
     row of ``metrics.json`` (mean loss and metrics over every process's images, time, images/s)."""
     model = run.model
     model.train()
-    model.start_epoch(epoch)
+    model.start_epoch(epoch, epochs)
     batches = loader(run.data, run.rows, model.config.batch_size, generator=run.gen,
                      num_workers=num_workers, rank=run.rank, world=run.world)
     if tty:

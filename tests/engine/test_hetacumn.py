@@ -205,7 +205,7 @@ def test_mlp_encoder_option_trains_and_encodes():
     g = torch.Generator().manual_seed(0)
     batch = dict(images=torch.randn(4, 16, 16, generator=g), rotations=torch.eye(3).expand(4, 3, 3),
                  shifts_px=torch.zeros(4, 2), index=torch.arange(4))
-    m.start_epoch(1)
+    m.start_epoch(1, 2)
     m.training_step(batch)["loss"].backward()
     assert m.encoder.net[0].weight.grad.abs().sum() > 0
     m.eval()

@@ -125,6 +125,27 @@ def test_latent_gauge_shrinks_what_the_decoder_ignores(motion_set):
     assert np.allclose(model._to_user(torch.as_tensor(z[:5])).numpy(), new[:5], atol=1e-4)
 
 
+def test_half_resolution_term_follows_its_schedule():
+    """``multires_until``: the half-resolution comparison is part of the training loss for that
+    fraction of the run's epochs and not after; outside training (and without ``multires``) as
+    configured."""
+    from flexplugin.engine.methods import DataInfo
+    from flexplugin.engine.methods.hetsiren import HetSIREN
+    g = torch.Generator().manual_seed(0)
+    pred, img = torch.randn(2, 32, 32, generator=g), torch.randn(2, 32, 32, generator=g)
+    full = float(((pred - img) ** 2).mean())
+    losses = []
+    for multires, until, epoch in ((True, 0.5, 2), (True, 0.5, 3), (True, 1.0, 4), (False, 1.0, 1)):
+        m = HetSIREN(HetSIREN.Config(zdim=0, multires=multires, multires_until=until),
+                     DataInfo(box=32, apix=3.0))
+        m.start_epoch(epoch, 4)
+        losses.append(float(m._data_loss(pred, img)))
+        if multires:
+            assert float(m.eval()._data_loss(pred, img)) > full * 1.1
+    assert losses[0] > full * 1.1 and losses[2] == losses[0]
+    assert losses[1] == pytest.approx(full) and losses[3] == pytest.approx(full)
+
+
 def test_focus_mask_keeps_reference_outside(motion_set, tmp_path):
     ref = tmp_path / "ref.mrc"
     assert run_cli("reconstruct", "--particles", motion_set / "particles.star", "--out", ref) == 0

@@ -23,7 +23,8 @@ A method is a ``torch.nn.Module`` subclass of :class:`Method` with
 - ``decode_volume(z, box=None) -> (D, D, D)`` real-space map ``vol[z, y, x]`` with the scale and
   orientation of :mod:`flexplugin.engine.reconstruct` (the pixel size is ``data_info.apix *
   data_info.box / D``);
-- ``start_epoch(epoch)``: called by the loop before each epoch (schedules);
+- ``start_epoch(epoch, epochs)``: called by the loop before each epoch with the run's number of
+  epochs (schedules);
 - ``initialise(dataset, rows, epochs, log)``: called once on a new model (not on resume) before
   training, with the :class:`~flexplugin.engine.data.ParticleDataset`, the training rows and
   the number of epochs, for a start computed from the data and checks of the schedule (default:
@@ -91,13 +92,15 @@ class Method(torch.nn.Module):
         self.data_info = data_info
         self.inputs = dict(inputs or {})
         self.epoch = 0
+        self.epochs = 0         # the run's number of epochs, set by start_epoch
 
     @property
     def zdim(self):
         return self.config.zdim
 
-    def start_epoch(self, epoch):
+    def start_epoch(self, epoch, epochs=0):
         self.epoch = epoch
+        self.epochs = epochs
 
     def initialise(self, dataset, rows, epochs, log=print):
         """A start computed from the training data (new models only); nothing by default."""

@@ -334,9 +334,18 @@ class HetSIREN(LatentGauge, ReferenceEnvelope, LocalPoseRefinement, Method):
         den = torch.sqrt((pc ** 2).sum((-2, -1)) * (ic ** 2).sum((-2, -1)) + 1e-12)
         return (1 - num / den).mean()
 
+    def _multires_on(self):
+        """The half-resolution term: with ``multires``, in training for the first ``multires_until``
+        of the run's epochs (and always outside training, e.g. for the evaluation loss)."""
+        cfg = self.config
+        if not cfg.multires:
+            return False
+        last = math.ceil(cfg.multires_until * self.epochs)
+        return not self.training or not self.epochs or self.epoch <= last
+
     def _data_loss(self, pred, img):
         loss = self._cost(pred, img)
-        if self.config.multires and img.shape[-1] >= 8:
+        if self._multires_on() and img.shape[-1] >= 8:
             d2 = img.shape[-1] // 2
             d2 += d2 % 2
             loss = loss + self._cost(fourier_crop(pred, d2), fourier_crop(img, d2))
