@@ -66,11 +66,13 @@ class ProtFlexHetSiren(ProtFlexTrainBase):
                       expertLevel=params.LEVEL_ADVANCED, label="Half-resolution loss term?",
                       help="Also compare each image with its projection after both are cut to half "
                            "the box in Fourier space (the paper's second loss term), which weighs "
-                           "the low frequencies more. On simulated data it ordered the landscape "
-                           "slightly better at small boxes, above all with a focus mask (the "
-                           "default: on), and gave maps about 0.5 Å closer to the truth when off "
-                           "at a box of 64 and SNR 0.1. The authors' released program compares "
-                           "at full size only (off).")
+                           "the low frequencies more, during the first half of the epochs (coarse "
+                           "to fine); the second half compares at full size only. On simulated data "
+                           "the term ordered the landscape slightly better at small boxes, above all "
+                           "with a focus mask, and dropping it for the second half gave maps about "
+                           "0.5 Å closer to the truth at a box of 64 and SNR 0.1 with the same "
+                           "landscape. The authors' released program compares at full size only "
+                           "(off).")
         form.addParam("referenceEnvelope", params.BooleanParam, default=default("referenceEnvelope"),
                       expertLevel=params.LEVEL_ADVANCED, label="Match the reference to the data?",
                       help="With a reference map: before training, fit per resolution shell the "

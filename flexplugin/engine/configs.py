@@ -245,10 +245,12 @@ class HetSIRENConfig(BaseConfig):
     #                                12.76 Å against 0.907 and 13.30 Å on; D=32 maps 0.17-0.29 Å
     #                                better, but the latent 0.01-0.03 lower and, with a focus mask,
     #                                0.882 against 0.933 (the demo's ARI 0.58 against 0.69): on
-    multires_until: float = 1.0    # the half-resolution term is on for this fraction of the run's epochs,
-    #                                then off (coarse to fine; our choice). Tests' SNR 1 motion (D=32,
-    #                                8 epochs, seed 0): 0.5 gave |Spearman| 0.925 and state maps at
-    #                                7.38 Å against 0.928 and 7.25 Å at 1 (benchmarks/RESULTS.md)
+    multires_until: float = 0.5    # the half-resolution term is on for this fraction of the run's epochs,
+    #                                then off (coarse to fine; our choice). D=64 / SNR 0.1, 20 epochs,
+    #                                seeds 0 / 1: |Spearman| 0.906 / 0.919 and state maps at 12.80 /
+    #                                12.85 Å against 0.913 / 0.925 and 13.30 / 13.36 Å at 1 (the term
+    #                                throughout). Tests' SNR 1 motion (D=32, 8 epochs, seed 0): 0.925
+    #                                and 7.38 Å against 0.928 and 7.25 Å (benchmarks/RESULTS.md)
     l1: float = 0.1                # lambda_1, L1 of the map: paper 1.0 [HetSIREN, Eq. 7], the authors'
     #                                published Scipion protocol 0.1
     neg: float = 0.1               # lambda_2, negative values: paper 1.0 [HetSIREN, Eq. 8]; the authors'
