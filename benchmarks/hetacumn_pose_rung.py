@@ -31,7 +31,12 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 from flexplugin.engine.geometry import so3  # noqa: E402
 from flexplugin.engine.geometry.ctf import ctf_2d  # noqa: E402
-from flexplugin.engine.geometry.fourier import fft2_center, ifft2_center, shift_images, soft_circular_window  # noqa: E402
+from flexplugin.engine.geometry.fourier import (  # noqa: E402
+    fft2_center,
+    ifft2_center,
+    shift_images,
+    soft_circular_window,
+)
 from flexplugin.engine.methods.hetacumn_layers import MLPEncoder, ResNet18, _head  # noqa: E402
 from flexplugin.engine.simulate import builtin_object, project_atoms  # noqa: E402
 

@@ -11,8 +11,8 @@ feature map (or its global average, ``enc_pool``) feeds three heads of hidden wi
 [HetACUMN, App. A1]: rotation (the continuous 6D representation [Rot6D], Gram-Schmidt to a matrix;
 our choice, the paper names none), in-plane shift (pixels, the RELION origin: moving the image by
 it centres the particle) and conformation (mean, log-variance). ``encoder`` "mlp" replaces the
-ResNet by a ReLU MLP on the flattened image (ours; benchmarks/RESULTS.md). The rotation is a RELION matrix A
-(``geometry/so3.py``): predicted poses compare directly with a star file's.
+ResNet by a ReLU MLP on the flattened image (ours; benchmarks/RESULTS.md). The rotation is a
+RELION matrix A (``geometry/so3.py``): predicted poses compare directly with a star file's.
 
 Decoder. The Hartley-space coordinate network of :mod:`.cryodrgn` (half-space evaluation with
 Friedel symmetry, residual ReLU MLP of width 256 [HetACUMN, App. A2], ``decode_volume``), with
