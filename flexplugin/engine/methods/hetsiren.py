@@ -74,8 +74,9 @@ the own and shuffled poses, a CTF-decoupling encoder the projections with the ow
 Loss [HetSIREN, Eqs. 5-12]. MSE (or 1 - correlation) between the predicted and experimental images,
 at full resolution and, with ``multires``, again after Fourier cropping both to half the box (the
 paper's "R and 2R" scheme; for the first ``multires_until`` of the run's epochs, coarse to fine),
-plus on the decoded full-resolution maps: ``l1`` mean |V|, ``neg`` mean |min(V, 0)|, ``tv`` mean |finite differences|, ``l2grad`` mean squared finite differences (means,
-as the authors' published code, so the weights do not depend on the box), ``delta_l2`` times the
+plus on the decoded full-resolution maps: ``l1`` mean |V|, ``neg`` mean |min(V, 0)|, ``tv`` mean
+|finite differences|, ``l2grad`` mean squared finite differences (means, as the authors' published
+code, so the weights do not depend on the box), ``delta_l2`` times the
 mean square of the decoded change dV in units of its projections (voxel value x box; a Gaussian
 prior on the change, our choice: without it the change also fits the images' noise), and with a
 mask ``focus`` times the squared differences of the max, min, mean and standard deviation of the
